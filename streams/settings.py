@@ -151,6 +151,9 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(
         default=4, ge=1, le=10_000, description="Partitions of topics the worker creates itself."
     )
+    topic_replication_factor: int = Field(
+        default=1, ge=1, le=32, description="Replication factor of topics the worker creates itself."
+    )
     commit_interval_s: float = Field(
         default=1.0, gt=0, le=600, description="How often stored, acknowledged offsets are committed, s."
     )

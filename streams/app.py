@@ -1,0 +1,96 @@
+"""The Faust app: input topics, one agent per modality, and the output topics."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+
+from encoders.modality import Modality
+from streams.events import SourcePosition
+from streams.outputs import FaustOutputs
+from streams.pipeline import Pipeline
+from streams.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+# Records waiting in one agent's stream buffer before Faust pauses fetching; the
+# lanes' own bounded buffers hold the rest, so a small value keeps memory flat.
+STREAM_BUFFER_MAXSIZE = 256
+
+
+def faust_broker_url(kafka_broker: str) -> str:
+    """Return Faust's broker URL list for comma-separated host:port servers."""
+    servers = [server.strip() for server in kafka_broker.split(",") if server.strip()]
+    return ";".join(f"kafka://{server}" for server in servers)
+
+
+def app_settings(settings: Settings) -> dict[str, Any]:
+    """Return the faust.App keyword arguments for ``settings``."""
+    return {
+        "broker": faust_broker_url(settings.kafka_broker),
+        "store": "memory://",
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+        "topic_partitions": settings.topic_partitions,
+        "topic_replication_factor": settings.topic_replication_factor,
+        "broker_commit_interval": settings.commit_interval_s,
+        "consumer_auto_offset_reset": "earliest",
+        "stream_buffer_maxsize": STREAM_BUFFER_MAXSIZE,
+        # Every produced record waits for all in-sync replicas: a match event or
+        # dead-letter record counts as sent, and its input committable, only then.
+        "producer_acks": -1,
+        "web_enabled": settings.web_enabled,
+        "web_port": settings.web_port,
+        "web_bind": settings.web_host,
+        **FAST_GROUP_JOIN,
+    }
+
+
+# Faust's defaults wait for slow brokers and long rebalances; these make the
+# first consumer group join take a few seconds instead of about 30.
+FAST_GROUP_JOIN: dict[str, Any] = {}
+
+
+def build_app(settings: Settings, pipeline: Pipeline) -> faust.App:
+    """Return a Faust app whose agents feed ``pipeline`` and whose topics it sends to."""
+    app = faust.App(settings.app_id, **app_settings(settings))
+    matches = app.topic(settings.topic_matches, key_serializer="raw", value_serializer="raw")
+    deadletter = app.topic(settings.topic_deadletter, key_serializer="raw", value_serializer="raw")
+    pipeline.outputs = FaustOutputs(matches, deadletter)
+
+    for modality in sorted(pipeline.modalities):
+        topic = app.topic(settings.input_topic(modality), key_serializer="raw", value_serializer="raw")
+        app.agent(topic, name=f"embed-{modality}")(_consumer(pipeline, modality))
+        logger.info("subscribing modality=%s topic=%s", modality, topic.get_topic_name())
+
+    async def declare_outputs() -> None:
+        await matches.maybe_declare()
+        await deadletter.maybe_declare()
+
+    app.task(declare_outputs)
+    return app
+
+
+def _consumer(pipeline: Pipeline, modality: Modality) -> Any:
+    """Return the agent function of one input topic."""
+
+    async def consume(stream: faust.StreamT) -> None:
+        await pipeline.ready.wait()
+        admission = pipeline.admission
+        # Acks are manual: a record is acknowledged, and so its offset committable,
+        # only when every space has stored its vector and sent its match event.
+        async for event in stream.noack().events():
+            message = event.message
+            await admission.admit(
+                modality,
+                message.key,
+                message.value,
+                SourcePosition(message.topic, message.partition, message.offset),
+                message.timestamp,
+                event.ack,
+            )
+
+    consume.__name__ = f"embed_{modality}"
+    return consume

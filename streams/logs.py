@@ -1,0 +1,40 @@
+"""Logging set-up for the entry points, and a rate limiter for repeated warnings."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging(level: str) -> None:
+    """Send log records to standard error; called by entry points only, never on import."""
+    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT, force=True)
+    for name in ("streams", "encoders"):
+        logging.getLogger(name).setLevel(level)
+
+
+class RateLimitedLog:
+    """Lets a message of one kind through at most once per interval, and counts the rest.
+
+    The count of suppressed messages is reported with the next one that passes, so
+    a flood of bad input shows up in the log as one line per interval with a total.
+    """
+
+    def __init__(self, interval_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval_s = interval_s
+        self._clock = clock
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def allow(self, kind: str) -> int | None:
+        """Return the number suppressed since the last one if ``kind`` may be logged, else None."""
+        now = self._clock()
+        last = self._last.get(kind)
+        if last is not None and now - last < self.interval_s:
+            self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
+            return None
+        self._last[kind] = now
+        return self._suppressed.pop(kind, 0)

@@ -1,0 +1,115 @@
+"""The embedding pipeline as a service: Redis connection, lanes and admission of records."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import redis.asyncio as aioredis
+from mode import Service
+
+from encoders.base import Encoder
+from encoders.modality import Modality
+from streams.admission import Admission
+from streams.deadletter import RejectionLog
+from streams.events import EventLimits
+from streams.index import SpaceIndex
+from streams.lane import Lane
+from streams.outputs import Outputs
+from streams.redis_client import connect_redis
+from streams.settings import Settings, SpaceSettings
+from streams.space import Space, space_modalities
+
+logger = logging.getLogger(__name__)
+
+# Threads that decode images and audio; decoding is short and mostly inside
+# Pillow or libsndfile, which release the GIL, so two keep one worker busy.
+DECODE_THREADS = 2
+
+
+class Pipeline(Service):
+    """Owns the lanes of every (space, modality) pair and the Redis client they share.
+
+    Agents wait on ``ready`` before they hand records to ``admission``; the lanes
+    start when this service starts and are cancelled when it stops.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        encoders: Sequence[tuple[SpaceSettings, Encoder]],
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self.encoders = list(encoders)
+        self.spaces: list[Space] = []
+        # Set by the app that owns the output topics, before the service starts.
+        self.outputs: Outputs | None = None
+        self.ready = asyncio.Event()
+        self.client: aioredis.Redis | None = None
+        self.lanes: dict[Modality, list[Lane]] = {}
+        self.decode_executor = ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="decode")
+        self._admission: Admission | None = None
+
+    @property
+    def modalities(self) -> frozenset[Modality]:
+        """Modalities that at least one space embeds."""
+        return frozenset(
+            modality
+            for space_settings, encoder in self.encoders
+            for modality in space_modalities(space_settings, encoder)
+        )
+
+    @property
+    def admission(self) -> Admission:
+        if self._admission is None:
+            raise RuntimeError("the pipeline has not started; wait for Pipeline.ready")
+        return self._admission
+
+    async def on_start(self) -> None:
+        if self.outputs is None:
+            raise RuntimeError("Pipeline.outputs must be set before the pipeline starts")
+        outputs = self.outputs
+        settings = self.settings
+        self.client = connect_redis(settings)
+        rejections = RejectionLog(settings.warning_interval_s)
+        for space_settings, encoder in self.encoders:
+            index = SpaceIndex(
+                self.client, settings.key_prefix, space_settings.name, encoder.dim,
+                space_settings.metadata_fields, space_settings.model,
+                settings.hnsw_m, settings.hnsw_ef_construction,
+            )
+            await index.ensure()
+            space = Space(space_settings, encoder, index, space_modalities(space_settings, encoder))
+            self.spaces.append(space)
+            for modality in sorted(space.modalities):
+                lane = Lane(space, modality, outputs, rejections, settings.retry_backoff_max_s)
+                self.lanes.setdefault(modality, []).append(lane)
+                self.add_future(lane.run())
+        limits = EventLimits(
+            max_record_bytes=settings.max_record_bytes,
+            max_text_chars=settings.max_text_chars,
+            max_metadata_fields=settings.max_metadata_fields,
+            max_id_chars=settings.max_id_chars,
+        )
+        self._admission = Admission(
+            self.lanes, outputs, rejections, limits, settings.max_image_pixels,
+            settings.max_audio_seconds, self.decode_executor, settings.retry_backoff_max_s,
+        )
+        self.ready.set()
+        logger.info(
+            "pipeline started spaces=%s lanes=%s",
+            ",".join(space.name for space in self.spaces),
+            ",".join(lane.name for lanes in self.lanes.values() for lane in lanes),
+        )
+
+    async def on_stop(self) -> None:
+        self.ready.clear()
+        self.decode_executor.shutdown(wait=False, cancel_futures=True)
+        for space in self.spaces:
+            space.close()
+        if self.client is not None:
+            await self.client.aclose()
+        logger.info("pipeline stopped")

@@ -1,0 +1,25 @@
+"""The Redis client the worker and the CLI share."""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+
+from streams.settings import Settings
+
+# Seconds to wait for a Redis reply before the call fails and its caller retries;
+# a KNN search pipeline of a full batch answers in milliseconds on a healthy server.
+SOCKET_TIMEOUT_S = 10.0
+
+
+def connect_redis(settings: Settings) -> aioredis.Redis:
+    """Return a client for ``settings.redis_url``; replies stay bytes because vectors are binary."""
+    password = settings.redis_password.get_secret_value() if settings.redis_password else None
+    extra: dict[str, object] = {"password": password} if password is not None else {}
+    return aioredis.Redis.from_url(
+        settings.redis_url,
+        decode_responses=False,
+        socket_timeout=SOCKET_TIMEOUT_S,
+        socket_connect_timeout=SOCKET_TIMEOUT_S,
+        health_check_interval=30,
+        **extra,
+    )

@@ -1,0 +1,71 @@
+"""Starting a worker: load the models, check the indexes, then run the Faust worker."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import faust
+
+from encoders.base import Encoder
+from encoders.loading import load_encoder
+from streams.app import build_app
+from streams.index import SpaceIndex
+from streams.pipeline import Pipeline
+from streams.redis_client import connect_redis
+from streams.settings import Settings, SpaceSettings
+from streams.space import space_modalities
+
+logger = logging.getLogger(__name__)
+
+
+def load_space_encoders(settings: Settings) -> list[tuple[SpaceSettings, Encoder]]:
+    """Load every space's model and check its modalities; raise on the first failure."""
+    loaded: list[tuple[SpaceSettings, Encoder]] = []
+    for space in settings.spaces:
+        started = time.perf_counter()
+        encoder = load_encoder(space.model, family=space.family, device=space.device, dtype=space.dtype)
+        modalities = space_modalities(space, encoder)
+        logger.info(
+            "space ready space=%s model=%s family=%s dim=%d modalities=%s device=%s seconds=%.1f",
+            space.name, space.model, encoder.family, encoder.dim, ",".join(sorted(modalities)),
+            encoder.device, time.perf_counter() - started,
+        )
+        loaded.append((space, encoder))
+    return loaded
+
+
+async def check_indexes(settings: Settings, encoders: list[tuple[SpaceSettings, Encoder]]) -> None:
+    """Create missing indexes and stop on a dimension mismatch, before joining the group."""
+    client = connect_redis(settings)
+    try:
+        for space, encoder in encoders:
+            index = SpaceIndex(
+                client, settings.key_prefix, space.name, encoder.dim, space.metadata_fields,
+                space.model, settings.hnsw_m, settings.hnsw_ef_construction,
+            )
+            await index.ensure()
+    finally:
+        await client.aclose()
+
+
+def run_worker(settings: Settings) -> int:
+    """Run a worker until it is stopped by a signal; return the exit status."""
+    logger.info("worker starting settings=%s", settings.masked())
+    encoders = load_space_encoders(settings)
+    asyncio.run(check_indexes(settings, encoders))
+    pipeline = Pipeline(settings, encoders)
+    app = build_app(settings, pipeline)
+    worker = faust.Worker(
+        app,
+        pipeline,
+        loglevel=settings.log_level,
+        quiet=True,
+        redirect_stdouts=False,
+        override_logging=False,
+    )
+    # Faust's Worker installs its own event loop and signal handlers, and exits the
+    # process with the worker's status when it stops.
+    worker.execute_from_commandline()
+    return 0
