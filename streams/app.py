@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -44,18 +45,19 @@ def app_settings(settings: Settings) -> dict[str, Any]:
         "web_enabled": settings.web_enabled,
         "web_port": settings.web_port,
         "web_bind": settings.web_host,
-        **FAST_GROUP_JOIN,
+        # A broker may hold a new member's JoinGroup for up to half the session
+        # timeout (Tansu 0.6 does), so the session timeout bounds start-up time.
+        "broker_session_timeout": settings.kafka_session_timeout_s,
+        "broker_heartbeat_interval": settings.kafka_heartbeat_interval_s,
+        "datadir": str(Path(settings.data_dir) / "faust"),
     }
-
-
-# Faust's defaults wait for slow brokers and long rebalances; these make the
-# first consumer group join take a few seconds instead of about 30.
-FAST_GROUP_JOIN: dict[str, Any] = {}
 
 
 def build_app(settings: Settings, pipeline: Pipeline) -> faust.App:
     """Return a Faust app whose agents feed ``pipeline`` and whose topics it sends to."""
-    app = faust.App(settings.app_id, **app_settings(settings))
+    # env={} stops Faust from reading unprefixed variables such as WEB_PORT, which
+    # would override these keyword arguments; Settings is the one place env is read.
+    app = faust.App(settings.app_id, env={}, **app_settings(settings))
     matches = app.topic(settings.topic_matches, key_serializer="raw", value_serializer="raw")
     deadletter = app.topic(settings.topic_deadletter, key_serializer="raw", value_serializer="raw")
     pipeline.outputs = FaustOutputs(matches, deadletter)

