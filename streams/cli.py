@@ -108,6 +108,9 @@ def _cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
 def _cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from streams.demo import run_demo
 
+    if "log_level" not in settings.model_fields_set:
+        # The demo's own output tells the story; INFO lines would bury it.
+        configure_logging("WARNING")
     return run_demo(Path(args.workdir) if args.workdir else None)
 
 

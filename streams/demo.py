@@ -16,8 +16,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import orjson
+from aiokafka.structs import ConsumerRecord
 
 from encoders.modality import Modality
 from streams.devstack import EmbeddedStack, StackEndpoints
@@ -25,7 +28,7 @@ from streams.index import SpaceIndex
 from streams.publish import OutgoingRecord, json_record, media_event, publish
 from streams.redis_client import connect_redis
 from streams.settings import Settings, SpaceSettings
-from streams.tail import format_deadletter, format_match, tail
+from streams.tail import format_deadletter, tail
 from streams.topics import create_topics
 
 logger = logging.getLogger(__name__)
@@ -36,14 +39,19 @@ REAL_CLIP = "openai/clip-vit-base-patch32"
 # captions of the bundled photographs for text-to-image matches.
 SENTENCES = [
     "A man is playing a guitar on stage.",
-    "Someone is playing the guitar in front of an audience.",
+    "A musician plays his guitar on stage.",
     "How do I reset my password?",
     "I forgot my password, how can I change it?",
     "The stock market fell sharply today.",
-    "Share prices dropped steeply on the stock exchange today.",
+    "Stock prices dropped sharply today.",
+    "A cat is sleeping on the sofa.",
+    "A cat naps on the couch.",
+    # Unrelated sentences, which match nothing.
     "The train to Berlin is delayed by twenty minutes.",
     "Heavy rain is expected across the region tomorrow.",
 ]
+# The first PARAPHRASE_SENTENCES sentences are pairs: 0 and 1, 2 and 3, and so on.
+PARAPHRASE_SENTENCES = 8
 CAPTIONS = [
     "a rocket launching into space",
     "an astronaut in a space suit",
@@ -82,8 +90,11 @@ def choose_models(workdir: Path) -> DemoModels:
     cached = cached_model_dir(REAL_CLIP)
     if cached is not None:
         return DemoModels(text_model, cached, clip_is_stand_in=False)
+    import transformers
+
     from encoders.standins import build_tiny_clip
 
+    transformers.utils.logging.disable_progress_bar()
     stand_in = build_tiny_clip(workdir / "untrained-clip")
     return DemoModels(text_model, str(stand_in), clip_is_stand_in=True)
 
@@ -163,42 +174,102 @@ async def stored_counts(settings: Settings) -> dict[str, int]:
     return counts
 
 
-async def follow_outputs(
-    settings: Settings, expected: dict[str, int], emit: callable = print  # type: ignore[valid-type]
-) -> tuple[int, int, dict[str, int]]:
-    """Print match events and dead letters until every event is stored and matches go quiet."""
-    printed = {"matches": 0, "deadletter": 0, "last": time.monotonic()}
+def record_value(record: ConsumerRecord) -> bytes:
+    """Return a record's value, for handlers that parse it themselves."""
+    return bytes(record.value or b"")
 
-    def on_match(line: str) -> None:
-        printed["matches"] += 1
-        printed["last"] = time.monotonic()
-        emit(line)
+
+@dataclass
+class OutputTally:
+    """Counts of printed output records, and when the last match event arrived."""
+
+    matches: int = 0
+    deadletters: int = 0
+    last_match_at: float = 0.0
+    paraphrases_matched: set[frozenset[str]] = field(default_factory=set)
+
+
+def input_texts() -> dict[str, str]:
+    """Return the text of each demo text event by id."""
+    texts = {f"sentence-{i}": text for i, text in enumerate(SENTENCES)}
+    texts.update({f"caption-{i}": text for i, text in enumerate(CAPTIONS)})
+    return texts
+
+
+def paraphrase_pairs() -> set[frozenset[str]]:
+    """Return the id pairs of sentences written as paraphrases of each other."""
+    return {frozenset({f"sentence-{i}", f"sentence-{i + 1}"}) for i in range(0, PARAPHRASE_SENTENCES, 2)}
+
+
+def describe_match_event(
+    value: bytes, texts: dict[str, str], stand_in_spaces: frozenset[str]
+) -> tuple[str, list[frozenset[str]]]:
+    """Return a readable description of a match event and the id pairs it reports."""
+    event = orjson.loads(value)
+    source = event["source"]
+    space = event["space"]
+    if space in stand_in_spaces:
+        space = f"{space}, UNTRAINED STAND-IN: meaningless scores"
+
+    def label(event_id: str, modality: str) -> str:
+        return f"{modality} {texts[event_id]!r}" if event_id in texts else f"{modality} {event_id}"
+
+    lines = [f"[{space}] {label(source['id'], source['modality'])} matches:"]
+    pairs = []
+    for match in event["matches"]:
+        lines.append(f"    similarity {match['similarity']:.3f}  {label(match['id'], match['modality'])}")
+        pairs.append(frozenset({source["id"], match["id"]}))
+    return "\n".join(lines), pairs
+
+
+async def follow_outputs(
+    settings: Settings, expected: dict[str, int], stand_in_spaces: frozenset[str]
+) -> tuple[OutputTally, dict[str, int]]:
+    """Print match events and dead letters until every event is stored and matches go quiet."""
+    tally = OutputTally()
+    texts = input_texts()
+    paraphrases = paraphrase_pairs()
+
+    def on_match(value: bytes) -> None:
+        tally.matches += 1
+        tally.last_match_at = time.monotonic()
+        text, pairs = describe_match_event(value, texts, stand_in_spaces)
+        if orjson.loads(value)["space"] == "text":
+            tally.paraphrases_matched.update(pair for pair in pairs if pair in paraphrases)
+        print(text)
 
     def on_deadletter(line: str) -> None:
-        printed["deadletter"] += 1
-        emit(f"dead letter: {line}")
+        tally.deadletters += 1
+        print(f"dead letter: {line}")
 
     followers = [
-        asyncio.create_task(tail(settings, settings.topic_matches, format_match, from_beginning=True,
-                                 max_records=None, timeout_s=DEADLINE_S, emit=on_match)),
-        asyncio.create_task(tail(settings, settings.topic_deadletter, format_deadletter,
-                                 from_beginning=True, max_records=None, timeout_s=DEADLINE_S,
-                                 emit=on_deadletter)),
+        asyncio.create_task(
+            tail(settings, topic, formatter, from_beginning=True, max_records=None, timeout_s=DEADLINE_S, emit=emit)
+        )
+        for topic, formatter, emit in (
+            (settings.topic_matches, record_value, on_match),
+            (settings.topic_deadletter, format_deadletter, on_deadletter),
+        )
     ]
     deadline = time.monotonic() + DEADLINE_S
+    stored_at: float | None = None
     counts: dict[str, int] = {}
     try:
         while time.monotonic() < deadline:
             await asyncio.sleep(0.5)
             counts = await stored_counts(settings)
-            done = all(counts.get(name, 0) >= number for name, number in expected.items())
-            if done and printed["deadletter"] and time.monotonic() - printed["last"] > QUIET_S:
+            if stored_at is None and all(counts.get(name, 0) >= number for name, number in expected.items()):
+                stored_at = time.monotonic()
+            # Match events follow their vectors into Redis, so the demo waits until
+            # none has arrived for a while after the last vector was stored.
+            quiet_since = max(stored_at or deadline, tally.last_match_at)
+            if tally.deadletters and time.monotonic() - quiet_since > QUIET_S:
                 break
     finally:
         for follower in followers:
             follower.cancel()
         await asyncio.gather(*followers, return_exceptions=True)
-    return int(printed["matches"]), int(printed["deadletter"]), counts
+    return tally, counts
 
 
 def run_demo(workdir: Path | None = None) -> int:
@@ -243,7 +314,8 @@ def _run_worker_and_publish(settings: Settings, models: DemoModels, base: Path) 
         asyncio.run(_publish_bad_event(settings))
         print(f"published {texts} text events, {images} photos and 1 malformed event; "
               "match events follow as the worker emits them:\n")
-        matches, deadletters, counts = asyncio.run(follow_outputs(settings, expected))
+        stand_ins = frozenset({"clip"}) if models.clip_is_stand_in else frozenset()
+        tally, counts = asyncio.run(follow_outputs(settings, expected, stand_ins))
     finally:
         worker.send_signal(signal.SIGTERM)
         try:
@@ -252,13 +324,18 @@ def _run_worker_and_publish(settings: Settings, models: DemoModels, base: Path) 
             worker.kill()
             worker.wait()
     print(f"\nstored vectors per space: {counts} (expected {expected})")
-    print(f"match events: {matches}, dead-letter records: {deadletters}")
+    print(f"match events: {tally.matches}, dead-letter records: {tally.deadletters}")
     if any(counts.get(name, 0) < number for name, number in expected.items()):
         print(f"demo FAILED: not every event was stored; see {log_path}", file=sys.stderr)
         return 1
-    if matches == 0 or deadletters == 0:
-        print(f"demo FAILED: expected match events and one dead letter; see {log_path}", file=sys.stderr)
+    if tally.deadletters == 0:
+        print(f"demo FAILED: the malformed event never reached the dead-letter topic; see {log_path}",
+              file=sys.stderr)
         return 1
+    if not tally.paraphrases_matched:
+        print(f"demo FAILED: MiniLM matched none of the paraphrase pairs; see {log_path}", file=sys.stderr)
+        return 1
+    print(f"paraphrase pairs matched by MiniLM: {len(tally.paraphrases_matched)} of {len(paraphrase_pairs())}")
     print("demo finished: the embedded stack is stopped")
     return 0
 

@@ -89,19 +89,14 @@ async def search_matches(
 
 
 def parse_hits(reply: object, own_key: str | None, min_similarity: float) -> list[Match]:
-    """Parse a RESP2 FT.SEARCH reply: [total, key, [field, value, ...], key, [...], ...].
+    """Parse an FT.SEARCH reply into matches, nearest first.
 
     Hits under ``min_similarity`` and the hit stored under ``own_key`` are left out.
     """
-    if not isinstance(reply, list) or not reply:
-        return []
     matches: list[Match] = []
-    for position in range(1, len(reply) - 1, 2):
-        key = as_text(reply[position])
+    for key, fields in search_hits(reply):
         if key == own_key:
             continue
-        raw = reply[position + 1]
-        fields = {as_text(raw[j]): raw[j + 1] for j in range(0, len(raw) - 1, 2)}
         # COSINE distance in RediSearch is 1 - cosine similarity.
         similarity = 1.0 - float(as_text(fields[_DISTANCE]))
         if similarity < min_similarity:
@@ -116,6 +111,30 @@ def parse_hits(reply: object, own_key: str | None, min_similarity: float) -> lis
             )
         )
     return matches
+
+
+def search_hits(reply: object) -> list[tuple[str, dict[str, object]]]:
+    """Return (key, fields) per hit of an FT.SEARCH reply in RESP2 or RESP3 form.
+
+    RESP2: [total, key, [field, value, ...], key, [...], ...]. RESP3 (redis-py 8's
+    default protocol): {"results": [{"id": key, "extra_attributes": {field: value}}]}.
+    """
+    if isinstance(reply, dict):
+        results = reply.get(b"results", reply.get("results", []))
+        hits = []
+        for result in results or []:
+            key = as_text(result.get(b"id", result.get("id", b"")))
+            raw = result.get(b"extra_attributes", result.get("extra_attributes", {})) or {}
+            hits.append((key, {as_text(name): value for name, value in raw.items()}))
+        return hits
+    if not isinstance(reply, list) or not reply:
+        return []
+    hits = []
+    for position in range(1, len(reply) - 1, 2):
+        raw = reply[position + 1]
+        fields = {as_text(raw[j]): raw[j + 1] for j in range(0, len(raw) - 1, 2)}
+        hits.append((as_text(reply[position]), fields))
+    return hits
 
 
 def match_event_key(space: str, event: InputEvent) -> bytes:

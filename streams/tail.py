@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 import orjson
 from aiokafka.structs import ConsumerRecord
@@ -12,6 +13,8 @@ from aiokafka.structs import ConsumerRecord
 from streams.deadletter import parse_deadletter_headers
 from streams.kafka_clients import consumer
 from streams.settings import Settings
+
+OutputT = TypeVar("OutputT")
 
 # Characters of a dead-letter record's original value shown in its summary line.
 PREVIEW_CHARS = 80
@@ -49,14 +52,14 @@ def format_deadletter(record: ConsumerRecord) -> str:
 async def tail(
     settings: Settings,
     topic: str,
-    formatter: Callable[[ConsumerRecord], str],
+    formatter: Callable[[ConsumerRecord], OutputT],
     *,
     from_beginning: bool,
     max_records: int | None,
     timeout_s: float | None,
-    emit: Callable[[str], None] = print,
+    emit: Callable[[OutputT], None] = print,
 ) -> int:
-    """Print records of ``topic`` as they arrive; stop after ``max_records`` or ``timeout_s``."""
+    """Emit each record of ``topic`` as it arrives; stop after ``max_records`` or ``timeout_s``."""
     client = consumer(settings, topic, from_beginning=from_beginning)
     await client.start()
     count = 0

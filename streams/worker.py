@@ -7,6 +7,7 @@ import logging
 import time
 
 import faust
+import transformers
 
 from encoders.base import Encoder
 from encoders.loading import load_encoder
@@ -53,6 +54,8 @@ async def check_indexes(settings: Settings, encoders: list[tuple[SpaceSettings, 
 def run_worker(settings: Settings) -> int:
     """Run a worker until it is stopped by a signal; return the exit status."""
     logger.info("worker starting settings=%s", settings.masked())
+    # Loading bars are for terminals; a worker's output goes to logs.
+    transformers.utils.logging.disable_progress_bar()
     encoders = load_space_encoders(settings)
     asyncio.run(check_indexes(settings, encoders))
     pipeline = Pipeline(settings, encoders)
