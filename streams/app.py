@@ -21,6 +21,11 @@ logger = logging.getLogger(__name__)
 STREAM_BUFFER_MAXSIZE = 256
 
 
+# Bytes beyond a dead-letter value that its request needs for the key, the headers
+# (details are cut to 2,000 characters) and the record batch framing.
+PRODUCER_REQUEST_HEADROOM_BYTES = 64 * 1024
+
+
 def faust_broker_url(kafka_broker: str) -> str:
     """Return Faust's broker URL list for comma-separated host:port servers."""
     servers = [server.strip() for server in kafka_broker.split(",") if server.strip()]
@@ -42,6 +47,8 @@ def app_settings(settings: Settings) -> dict[str, Any]:
         # Every produced record waits for all in-sync replicas: a match event or
         # dead-letter record counts as sent, and its input committable, only then.
         "producer_acks": -1,
+        # Room for a dead-letter copy of max_deadletter_bytes plus its key and headers.
+        "producer_max_request_size": max(settings.max_deadletter_bytes + PRODUCER_REQUEST_HEADROOM_BYTES, 1 << 20),
         "web_enabled": settings.web_enabled,
         "web_port": settings.web_port,
         "web_bind": settings.web_host,
@@ -60,7 +67,7 @@ def build_app(settings: Settings, pipeline: Pipeline) -> faust.App:
     app = faust.App(settings.app_id, env={}, **app_settings(settings))
     matches = app.topic(settings.topic_matches, key_serializer="raw", value_serializer="raw")
     deadletter = app.topic(settings.topic_deadletter, key_serializer="raw", value_serializer="raw")
-    pipeline.outputs = FaustOutputs(matches, deadletter)
+    pipeline.outputs = FaustOutputs(matches, deadletter, settings.max_deadletter_bytes)
 
     for modality in sorted(pipeline.modalities):
         topic = app.topic(settings.input_topic(modality), key_serializer="raw", value_serializer="raw")

@@ -24,6 +24,7 @@ HEADER_TOPIC = "embedstream.source.topic"
 HEADER_PARTITION = "embedstream.source.partition"
 HEADER_OFFSET = "embedstream.source.offset"
 HEADER_REJECTED_AT = "embedstream.rejected_at"
+HEADER_ORIGINAL_SIZE = "embedstream.original_size"
 
 # Longest detail text kept in a header; details quote input values, which can be large.
 MAX_DETAIL_CHARS = 2000
@@ -55,6 +56,19 @@ def deadletter_headers(rejection: Rejection) -> list[tuple[str, bytes]]:
     if rejection.space is not None:
         headers.append((HEADER_SPACE, rejection.space.encode()))
     return headers
+
+
+def deadletter_value(value: bytes | None, max_bytes: int) -> tuple[bytes | None, list[tuple[str, bytes]]]:
+    """Return the value to send for a rejected record, cut to ``max_bytes``, and headers saying so.
+
+    A record rejected for its size may be larger than the broker takes
+    (message.max.bytes, 1 MiB by default in Apache Kafka); retrying it would stall
+    the stream, so its dead-letter copy keeps only the first ``max_bytes`` bytes and
+    states the original size.
+    """
+    if value is None or len(value) <= max_bytes:
+        return value, []
+    return value[:max_bytes], [(HEADER_ORIGINAL_SIZE, str(len(value)).encode())]
 
 
 def parse_deadletter_headers(headers: list[tuple[str, bytes]] | None) -> dict[str, str]:

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Protocol
 
-from streams.deadletter import Rejection, deadletter_headers
+from streams.deadletter import Rejection, deadletter_headers, deadletter_value
 
 
 class Outputs(Protocol):
@@ -24,10 +24,11 @@ class Outputs(Protocol):
 class FaustOutputs:
     """Outputs sent through a Faust app's producer."""
 
-    def __init__(self, matches_topic: object, deadletter_topic: object) -> None:
+    def __init__(self, matches_topic: object, deadletter_topic: object, max_deadletter_bytes: int) -> None:
         # faust.TopicT; typed loosely because faust ships no type stubs for its topics.
         self._matches = matches_topic
         self._deadletter = deadletter_topic
+        self._max_deadletter_bytes = max_deadletter_bytes
 
     async def send_matches(self, records: Sequence[tuple[bytes, bytes]]) -> None:
         # Queue every record first and then wait for all deliveries, so a batch's
@@ -41,7 +42,8 @@ class FaustOutputs:
     async def send_deadletter(
         self, rejection: Rejection, key: bytes | None, value: bytes | None
     ) -> None:
+        kept, size_headers = deadletter_value(value, self._max_deadletter_bytes)
         delivery = await self._deadletter.send(  # type: ignore[attr-defined]
-            key=key, value=value, headers=deadletter_headers(rejection)
+            key=key, value=kept, headers=deadletter_headers(rejection) + size_headers
         )
         await delivery

@@ -204,6 +204,11 @@ class Settings(BaseSettings):
     max_audio_seconds: float = Field(
         default=600.0, gt=0, description="Longest audio clip accepted, seconds."
     )
+    max_deadletter_bytes: int = Field(
+        default=1_000_000, ge=1024,
+        description="Longest original value copied into a dead-letter record, bytes; longer ones are cut "
+        "and the original size is given in a header. Keep it under the broker's message.max.bytes.",
+    )
     max_metadata_fields: int = Field(default=32, ge=0, description="Most metadata entries per event.")
     max_id_chars: int = Field(default=512, ge=1, description="Longest event id accepted, characters.")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from pathlib import Path
 
 import faust
 import transformers
@@ -58,6 +59,7 @@ def run_worker(settings: Settings) -> int:
     transformers.utils.logging.disable_progress_bar()
     encoders = load_space_encoders(settings)
     asyncio.run(check_indexes(settings, encoders))
+    (Path(settings.data_dir) / "faust").mkdir(parents=True, exist_ok=True)
     pipeline = Pipeline(settings, encoders)
     app = build_app(settings, pipeline)
     worker = faust.Worker(

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -42,6 +43,7 @@ def isolated_settings(stack: StackEndpoints, spaces: Sequence[SpaceSettings], **
         "web_enabled": False,
         "warning_interval_s": 0.0,
         "spaces": tuple(spaces),
+        "data_dir": tempfile.mkdtemp(prefix=f"embedstream-{tag}-"),
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
@@ -71,6 +73,24 @@ class WorkerProcess:
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    async def wait_for(self, condition: Callable[[], Awaitable[bool]], timeout_s: float, what: str) -> None:
+        """Wait for ``condition`` like wait_until, but fail at once if the worker exits."""
+
+        async def holds() -> bool:
+            if not self.running:
+                raise AssertionError(f"the worker exited while waiting for {what}:\n{self.log_tail()}")
+            return await condition()
+
+        try:
+            await wait_until(holds, timeout_s, what)
+        except AssertionError as exc:
+            if "the worker exited" in str(exc):
+                raise
+            raise AssertionError(f"{exc}; worker log tail:\n{self.log_tail()}") from None
 
     def wait_exit(self, timeout_s: float) -> int:
         assert self.process is not None
