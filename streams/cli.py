@@ -9,13 +9,18 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from aiokafka.errors import KafkaConnectionError, KafkaError
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from encoders.errors import EncoderError
 from encoders.modality import Modality
 from streams.errors import EmbedstreamError
 from streams.logs import configure_logging
-from streams.settings import Settings
+from streams.settings import Settings, mask_url_password
 
 logger = logging.getLogger(__name__)
 
@@ -173,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = Settings()
-    except ValidationError as exc:
+    except (ValidationError, SettingsError) as exc:
         print(f"embedstream: invalid settings:\n{exc}", file=sys.stderr)
         return EXIT_USAGE
     configure_logging(settings.log_level)
@@ -186,8 +191,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"embedstream: {message}", file=sys.stderr)
         return EXIT_FAILURE
-    except (ConnectionError, OSError, TimeoutError) as exc:
-        print(f"embedstream: cannot reach a server: {exc}", file=sys.stderr)
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        print(f"embedstream: cannot reach Redis at {mask_url_password(settings.redis_url)}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KafkaConnectionError as exc:
+        print(f"embedstream: cannot reach Kafka at {settings.kafka_broker}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KafkaError as exc:
+        print(f"embedstream: Kafka request to {settings.kafka_broker} failed: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except (RedisError, OSError) as exc:
+        print(f"embedstream: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
 
 

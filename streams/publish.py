@@ -75,7 +75,11 @@ async def publish(settings: Settings, modality: Modality, records: list[Outgoing
     """Send records to the modality's input topic and wait for every delivery."""
     topic = settings.input_topic(modality)
     client = producer(settings)
-    await client.start()
+    try:
+        await client.start()
+    except BaseException:
+        await client.stop()
+        raise
     try:
         deliveries = [await client.send(topic, record.value, key=record.key) for record in records]
         for delivery in deliveries:

@@ -61,7 +61,11 @@ async def tail(
 ) -> int:
     """Emit each record of ``topic`` as it arrives; stop after ``max_records`` or ``timeout_s``."""
     client = consumer(settings, topic, from_beginning=from_beginning)
-    await client.start()
+    try:
+        await client.start()
+    except BaseException:
+        await client.stop()
+        raise
     count = 0
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     try:
