@@ -89,8 +89,7 @@ class ClapEncoder(Encoder):
         if not isinstance(model, ClapModel):
             raise ModelLoadError(f"cannot load {model_name!r}: expected a ClapModel checkpoint")
         tokenizer = AutoTokenizer.from_pretrained(model_name, **hub_options)
-        # transformers 5.17 leaves AutoFeatureExtractor.from_pretrained unannotated.
-        feature_extractor = AutoFeatureExtractor.from_pretrained(  # type: ignore[no-untyped-call]
+        feature_extractor = AutoFeatureExtractor.from_pretrained(
             model_name, **hub_options
         )
         if not isinstance(feature_extractor, ClapFeatureExtractor):

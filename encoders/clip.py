@@ -71,8 +71,7 @@ class ClipEncoder(Encoder):
         if not isinstance(model, CLIPModel):
             raise ModelLoadError(f"cannot load {model_name!r}: expected a CLIPModel checkpoint")
         tokenizer = AutoTokenizer.from_pretrained(model_name, **hub_options)
-        # transformers 5.17 leaves AutoImageProcessor.from_pretrained unannotated.
-        image_processor = AutoImageProcessor.from_pretrained(  # type: ignore[no-untyped-call]
+        image_processor = AutoImageProcessor.from_pretrained(
             model_name, **hub_options
         )
         if not isinstance(image_processor, BaseImageProcessor):

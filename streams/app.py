@@ -85,7 +85,7 @@ def build_app(settings: Settings, pipeline: Pipeline) -> faust.App:
 def _consumer(pipeline: Pipeline, modality: Modality) -> Any:
     """Return the agent function of one input topic."""
 
-    async def consume(stream: faust.StreamT) -> None:
+    async def consume(stream: Any) -> None:  # faust.Stream; its StreamT protocol lacks noack()
         await pipeline.ready.wait()
         admission = pipeline.admission
         # Acks are manual: a record is acknowledged, and so its offset committable,

@@ -244,12 +244,13 @@ async def follow_outputs(
 
     followers = [
         asyncio.create_task(
-            tail(settings, topic, formatter, from_beginning=True, max_records=None, timeout_s=DEADLINE_S, emit=emit)
-        )
-        for topic, formatter, emit in (
-            (settings.topic_matches, record_value, on_match),
-            (settings.topic_deadletter, format_deadletter, on_deadletter),
-        )
+            tail(settings, settings.topic_matches, record_value, from_beginning=True, max_records=None,
+                 timeout_s=DEADLINE_S, emit=on_match)
+        ),
+        asyncio.create_task(
+            tail(settings, settings.topic_deadletter, format_deadletter, from_beginning=True, max_records=None,
+                 timeout_s=DEADLINE_S, emit=on_deadletter)
+        ),
     ]
     deadline = time.monotonic() + DEADLINE_S
     stored_at: float | None = None

@@ -202,8 +202,7 @@ def _probe_redis(port: int) -> None:
     )
     try:
         client.ping()
-        # redis-py 8 leaves execute_command without type hints.
-        client.execute_command("FT._LIST")  # type: ignore[no-untyped-call]
+        client.execute_command("FT._LIST")
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         raise _NotReady(str(exc)) from exc
     finally:

@@ -115,7 +115,7 @@ class SpaceIndex:
     async def count(self) -> int:
         """Return the number of documents in the index."""
         info = _pairs(await self.client.execute_command("FT.INFO", self.name))
-        return int(info.get("num_docs", 0))
+        return int(as_text(info.get("num_docs", 0)))
 
 
 def as_text(value: object) -> str:

@@ -107,7 +107,7 @@ def parse_hits(reply: object, own_key: str | None, min_similarity: float) -> lis
                 id=as_text(fields.get(FIELD_ID, b"")),
                 modality=Modality(as_text(fields.get(FIELD_MODALITY, b""))),
                 similarity=round(similarity, 6),
-                metadata=orjson.loads(metadata_raw) if metadata_raw else {},
+                metadata=orjson.loads(as_text(metadata_raw)) if metadata_raw else {},
             )
         )
     return matches

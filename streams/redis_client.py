@@ -13,13 +13,13 @@ SOCKET_TIMEOUT_S = 10.0
 
 def connect_redis(settings: Settings) -> aioredis.Redis:
     """Return a client for ``settings.redis_url``; replies stay bytes because vectors are binary."""
-    password = settings.redis_password.get_secret_value() if settings.redis_password else None
-    extra: dict[str, object] = {"password": password} if password is not None else {}
-    return aioredis.Redis.from_url(
+    client = aioredis.Redis.from_url(
         settings.redis_url,
         decode_responses=False,
         socket_timeout=SOCKET_TIMEOUT_S,
         socket_connect_timeout=SOCKET_TIMEOUT_S,
         health_check_interval=30,
-        **extra,
     )
+    if settings.redis_password is not None:
+        client.connection_pool.connection_kwargs["password"] = settings.redis_password.get_secret_value()
+    return client

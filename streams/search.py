@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 
+import numpy as np
+
 from encoders.loading import load_encoder
 from encoders.modality import Modality
 from streams.errors import ConfigError
@@ -16,7 +18,7 @@ from streams.space import space_modalities
 
 
 async def _query_index(
-    settings: Settings, space_name: str, dim: int, query: str, vector: object, k: int
+    settings: Settings, space_name: str, dim: int, query: str, vector: np.ndarray, k: int
 ) -> list[Match]:
     space = settings.space(space_name)
     client = connect_redis(settings)
@@ -30,7 +32,7 @@ async def _query_index(
             )
         if stored != dim:
             raise ConfigError(f"index {index.name!r} stores {stored}-d vectors, the model makes {dim}-d")
-        reply = await client.execute_command(*knn_arguments(index.name, query, vector, k))  # type: ignore[arg-type]
+        reply = await client.execute_command(*knn_arguments(index.name, query, vector, k))
     finally:
         await client.aclose()
     return parse_hits(reply, None, -1.0)

@@ -61,6 +61,6 @@ async def write_vectors(
         for event, vector in zip(events, vectors, strict=True):
             key = index.key(event.modality, event.id)
             pipe.delete(key)
-            pipe.hset(key, mapping=document_fields(index, event, vector))
+            pipe.hset(key, mapping=document_fields(index, event, vector))  # type: ignore[arg-type]
         await pipe.execute()
     logger.debug("stored vectors index=%s count=%d", index.name, len(events))
