@@ -382,6 +382,9 @@ def _terminate(name: str, pid: int, is_running: Callable[[], bool], timeout_s: f
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
     if _wait_until(lambda: not is_running(), timeout_s):
+        # is_running can turn false while the process is a zombie (its /proc/PID/exe is
+        # gone), so wait until it is reaped, which _pid_exists does for a child of ours.
+        _wait_until(lambda: not _pid_exists(pid), KILL_WAIT_S)
         return
     logger.warning("%s pid=%s still runs %.1f s after SIGTERM; sending SIGKILL", name, pid, timeout_s)
     with contextlib.suppress(ProcessLookupError):
