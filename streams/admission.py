@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 
@@ -13,9 +14,11 @@ from encoders.modality import Modality
 from streams.deadletter import Rejection, RejectionLog
 from streams.events import EventLimits, InputEvent, InvalidEvent, SourcePosition, parse_record
 from streams.lane import Lane
+from streams.metrics import WorkerMetrics
 from streams.outputs import Outputs
 from streams.pending import PendingEvent
-from streams.retry import retry_until_done
+from streams.previews import preview_of, text_preview
+from streams.retry import Retrier
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +38,9 @@ class Admission:
         max_image_pixels: int,
         max_audio_seconds: float,
         decode_executor: Executor,
-        max_backoff_s: float,
+        retrier: Retrier,
+        metrics: WorkerMetrics,
+        store_previews: bool,
     ) -> None:
         self.lanes = lanes
         self.outputs = outputs
@@ -44,7 +49,11 @@ class Admission:
         self.max_image_pixels = max_image_pixels
         self.max_audio_seconds = max_audio_seconds
         self.decode_executor = decode_executor
-        self.max_backoff_s = max_backoff_s
+        self.retrier = retrier
+        self.metrics = metrics
+        self.store_previews = store_previews
+        # Highest offset finished per (topic, partition), for the consumer lag gauge.
+        self.finished_offsets: dict[tuple[str, int], int] = {}
 
     async def admit(
         self,
@@ -56,42 +65,58 @@ class Admission:
         on_done: Callable[[], None],
     ) -> None:
         """Validate, decode and queue one record; ``on_done`` runs once it is fully handled."""
-        lanes = self.lanes.get(modality, ())
+        self.metrics.events_consumed.labels(position.topic).inc()
+
+        def done() -> None:
+            partition = (position.topic, position.partition)
+            self.finished_offsets[partition] = max(position.offset, self.finished_offsets.get(partition, -1))
+            on_done()
+
         try:
             event = parse_record(modality, key, value, position, record_timestamp_s, self.limits)
-            content = await self._decode(event)
         except InvalidEvent as exc:
             await self._reject(Rejection(exc.reason, exc.detail, position, exc.event_id), key, value)
-            on_done()
+            done()
             return
+        try:
+            content, preview = await self._decode(event)
         except InputRejected as exc:
             await self._reject(Rejection(exc.reason, exc.detail, position, event.id), key, value)
-            on_done()
+            done()
             return
+
+        lanes = self.lanes.get(modality, ())
         if not lanes:
             # The worker subscribes only to topics of modalities that some space embeds.
             raise RuntimeError(f"no space embeds {modality} records, but one arrived at {position}")
-        pending = PendingEvent(event, content, key, value, len(lanes), on_done)
+        record_time = record_timestamp_s if record_timestamp_s is not None else time.time()
+        pending = PendingEvent(
+            event, content, key, value, len(lanes), done, record_time, time.monotonic(), preview
+        )
         for lane in lanes:
             await lane.put(pending)
 
-    async def _decode(self, event: InputEvent) -> object:
+    async def _decode(self, event: InputEvent) -> tuple[object, str]:
+        """Return the decoded content and its preview (empty when previews are off)."""
         if event.modality is Modality.TEXT:
-            return decode_text(str(event.payload), self.limits.max_text_chars)
-        loop = asyncio.get_running_loop()
+            text = decode_text(str(event.payload), self.limits.max_text_chars)
+            return text, text_preview(text) if self.store_previews else ""
         data = bytes(event.payload) if isinstance(event.payload, bytes) else event.payload.encode()
-        if event.modality is Modality.IMAGE:
-            return await loop.run_in_executor(
-                self.decode_executor, decode_image, data, self.max_image_pixels
-            )
-        return await loop.run_in_executor(
-            self.decode_executor, decode_audio, data, self.max_audio_seconds
-        )
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.decode_executor, self._decode_media, event.modality, data)
+
+    def _decode_media(self, modality: Modality, data: bytes) -> tuple[object, str]:
+        content: object
+        if modality is Modality.IMAGE:
+            content = decode_image(data, self.max_image_pixels)
+        else:
+            content = decode_audio(data, self.max_audio_seconds)
+        return content, preview_of(content) if self.store_previews else ""
 
     async def _reject(self, rejection: Rejection, key: bytes | None, value: bytes | None) -> None:
         self.rejections.warn(rejection)
-        await retry_until_done(
+        await self.retrier.run(
             lambda: self.outputs.send_deadletter(rejection, key, value),
-            f"sending a dead-letter record for {rejection.position}",
-            self.max_backoff_s,
+            "produce", f"sending a dead-letter record for {rejection.position}",
         )
+        self.metrics.events_deadlettered.labels(rejection.reason).inc()

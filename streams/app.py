@@ -49,9 +49,9 @@ def app_settings(settings: Settings) -> dict[str, Any]:
         "producer_acks": -1,
         # Room for a dead-letter copy of max_deadletter_bytes plus its key and headers.
         "producer_max_request_size": max(settings.max_deadletter_bytes + PRODUCER_REQUEST_HEADROOM_BYTES, 1 << 20),
-        "web_enabled": settings.web_enabled,
-        "web_port": settings.web_port,
-        "web_bind": settings.web_host,
+        # The worker serves /metrics and its dashboard itself (streams.web), so Faust's
+        # own web server stays off.
+        "web_enabled": False,
         # A broker may hold a new member's JoinGroup for up to half the session
         # timeout (Tansu 0.6 does), so the session timeout bounds start-up time.
         "broker_session_timeout": settings.kafka_session_timeout_s,
@@ -68,6 +68,14 @@ def build_app(settings: Settings, pipeline: Pipeline) -> faust.App:
     matches = app.topic(settings.topic_matches, key_serializer="raw", value_serializer="raw")
     deadletter = app.topic(settings.topic_deadletter, key_serializer="raw", value_serializer="raw")
     pipeline.outputs = FaustOutputs(matches, deadletter, settings.max_deadletter_bytes)
+
+    async def highwaters() -> dict[tuple[str, int], int]:
+        assigned = app.consumer.assignment()
+        if not assigned:
+            return {}
+        return {(tp.topic, tp.partition): offset for tp, offset in (await app.consumer.highwaters(*assigned)).items()}
+
+    pipeline.highwaters = highwaters
 
     for modality in sorted(pipeline.modalities):
         topic = app.topic(settings.input_topic(modality), key_serializer="raw", value_serializer="raw")

@@ -21,6 +21,7 @@ FIELD_MODALITY = "modality"
 FIELD_TIMESTAMP = "ts"
 FIELD_VECTOR = "vector"
 FIELD_METADATA = "metadata"
+FIELD_PREVIEW = "preview"
 METADATA_TAG_PREFIX = "meta_"
 
 # Characters that RediSearch's query syntax gives a meaning inside a TAG value

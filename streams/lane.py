@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -12,10 +13,12 @@ from encoders.batching import MicroBatcher
 from encoders.errors import InputRejected
 from encoders.modality import Modality
 from streams.deadletter import Rejection, RejectionLog
-from streams.matcher import SearchRequest, match_event, match_event_key, search_matches
+from streams.feed import FeedItem, MatchFeed
+from streams.matcher import Match, SearchRequest, match_event, match_event_key, search_matches
+from streams.metrics import WorkerMetrics
 from streams.outputs import Outputs
 from streams.pending import PendingEvent
-from streams.retry import retry_until_done
+from streams.retry import Retrier
 from streams.sink import write_vectors
 from streams.space import Space
 
@@ -37,13 +40,17 @@ class Lane:
         modality: Modality,
         outputs: Outputs,
         rejections: RejectionLog,
-        max_backoff_s: float,
+        retrier: Retrier,
+        metrics: WorkerMetrics,
+        feed: MatchFeed,
     ) -> None:
         self.space = space
         self.modality = modality
         self.outputs = outputs
         self.rejections = rejections
-        self.max_backoff_s = max_backoff_s
+        self.retrier = retrier
+        self.metrics = metrics
+        self.feed = feed
         self.targets = space.settings.target_modalities(modality, space.modalities)
         self.batcher: MicroBatcher[PendingEvent] = MicroBatcher(
             space.settings.max_batch_size, space.settings.max_wait_ms / 1000.0
@@ -70,51 +77,78 @@ class Lane:
 
     async def process(self, batch: Sequence[PendingEvent]) -> None:
         """Embed, store, match and emit one batch, then finish its events."""
-        started = time.perf_counter()
+        space, modality = self.space.name, str(self.modality)
+        self.metrics.batch_size.labels(space, modality).observe(len(batch))
+        oldest = min(pending.admitted_at for pending in batch)
+        self.metrics.batch_fill_wait.labels(space, modality).observe(time.monotonic() - oldest)
+
         embedded, rejected = await self._embed(list(batch))
         for pending, rejection in rejected:
             await self._deadletter(pending, rejection)
         if not embedded:
             return
-        events = [pending.event for pending, _ in embedded]
+        pendings = [pending for pending, _ in embedded]
+        events = [pending.event for pending in pendings]
         vectors = np.stack([vector for _, vector in embedded])
-        encoded = time.perf_counter()
+        previews = [pending.preview for pending in pendings]
 
         index = self.space.index
-        await retry_until_done(
-            lambda: write_vectors(index, events, vectors),
-            f"storing {len(events)} vectors in index {index.name}",
-            self.max_backoff_s,
-        )
-        stored = time.perf_counter()
+        with self._timed("redis_write"):
+            await self.retrier.run(
+                lambda: write_vectors(index, events, vectors, previews),
+                "redis_write", f"storing {len(events)} vectors in index {index.name}",
+            )
+        self.metrics.events_embedded.labels(space, modality).inc(len(events))
 
         requests = [SearchRequest(event, vector, self.targets) for event, vector in zip(events, vectors, strict=True)]
         settings = self.space.settings
-        found = await retry_until_done(
-            lambda: search_matches(index, requests, settings.match_k, settings.min_similarity),
-            f"searching matches of {len(events)} vectors in index {index.name}",
-            self.max_backoff_s,
-        )
+        with self._timed("redis_search"):
+            found = await self.retrier.run(
+                lambda: search_matches(index, requests, settings.match_k, settings.min_similarity),
+                "redis_search", f"searching matches of {len(events)} vectors in index {index.name}",
+            )
         records = [
-            (match_event_key(self.space.name, event), match_event(self.space.name, event, matches))
+            (match_event_key(space, event), match_event(space, event, matches))
             for event, matches in zip(events, found, strict=True)
             if matches
         ]
         if records:
-            await retry_until_done(
-                lambda: self.outputs.send_matches(records),
-                f"sending {len(records)} match events",
-                self.max_backoff_s,
-            )
-        finished = time.perf_counter()
-        for pending, _ in embedded:
+            with self._timed("produce"):
+                await self.retrier.run(
+                    lambda: self.outputs.send_matches(records), "produce", f"sending {len(records)} match events"
+                )
+            self.metrics.match_events.labels(space, modality).inc(len(records))
+            self._add_to_feed(pendings, found)
+
+        now = time.time()
+        latency = self.metrics.end_to_end_latency.labels(space, modality)
+        for pending in pendings:
+            latency.observe(max(0.0, now - pending.record_time))
             pending.finish()
         logger.debug(
-            "batch done lane=%s size=%d rejected=%d matches=%d encode_s=%.4f store_s=%.4f "
-            "match_s=%.4f",
-            self.name, len(batch), len(rejected), len(records), encoded - started,
-            stored - encoded, finished - stored,
+            "batch done lane=%s size=%d rejected=%d match_events=%d", self.name, len(batch), len(rejected), len(records)
         )
+
+    @contextmanager
+    def _timed(self, stage: str) -> Iterator[None]:
+        """Record the time a block takes as the lane's ``stage`` duration, failures included."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.metrics.stage_duration.labels(self.space.name, str(self.modality), stage).observe(
+                time.perf_counter() - started
+            )
+
+    def _add_to_feed(self, pendings: Sequence[PendingEvent], found: Sequence[Sequence[Match]]) -> None:
+        for pending, matches in zip(pendings, found, strict=True):
+            if not matches:
+                continue
+            source = FeedItem(pending.event.id, str(pending.event.modality), pending.preview)
+            items = tuple(
+                FeedItem(match.id, str(match.modality), match.preview, match.similarity) for match in matches
+            )
+            self.feed.add(self.space.name, source, items)
 
     async def _embed(
         self, batch: list[PendingEvent]
@@ -126,7 +160,7 @@ class Lane:
         only an input that fails on its own to the dead-letter topic.
         """
         try:
-            vectors = await self.space.encode(self.modality, [pending.content for pending in batch])
+            result = await self.space.encode(self.modality, [pending.content for pending in batch])
         except InputRejected as exc:
             if len(batch) == 1:
                 return [], [(batch[0], self._rejection(batch[0], exc.reason, exc.detail))]
@@ -141,7 +175,10 @@ class Lane:
                 self.name, len(batch), type(exc).__name__, exc,
             )
         else:
-            return list(zip(batch, vectors, strict=True)), []
+            stage_duration = self.metrics.stage_duration
+            stage_duration.labels(self.space.name, str(self.modality), "preprocess").observe(result.preprocess_s)
+            stage_duration.labels(self.space.name, str(self.modality), "forward").observe(result.forward_s)
+            return list(zip(batch, result.vectors, strict=True)), []
         middle = len(batch) // 2
         left_embedded, left_rejected = await self._embed(batch[:middle])
         right_embedded, right_rejected = await self._embed(batch[middle:])
@@ -152,9 +189,9 @@ class Lane:
 
     async def _deadletter(self, pending: PendingEvent, rejection: Rejection) -> None:
         self.rejections.warn(rejection)
-        await retry_until_done(
+        await self.retrier.run(
             lambda: self.outputs.send_deadletter(rejection, pending.raw_key, pending.raw_value),
-            f"sending a dead-letter record for id {pending.event.id!r}",
-            self.max_backoff_s,
+            "produce", f"sending a dead-letter record for id {pending.event.id!r}",
         )
+        self.metrics.events_deadlettered.labels(rejection.reason).inc()
         pending.finish()

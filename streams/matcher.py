@@ -11,7 +11,7 @@ import orjson
 
 from encoders.modality import Modality
 from streams.events import InputEvent, MetadataValue
-from streams.index import FIELD_ID, FIELD_METADATA, FIELD_MODALITY, SpaceIndex, as_text, escape_tag
+from streams.index import FIELD_ID, FIELD_METADATA, FIELD_MODALITY, FIELD_PREVIEW, SpaceIndex, as_text, escape_tag
 from streams.sink import vector_bytes
 
 # Name of the distance that the KNN clause yields for each hit.
@@ -26,6 +26,8 @@ class Match:
     modality: Modality
     similarity: float
     metadata: dict[str, MetadataValue]
+    # Snippet or thumbnail stored beside the vector; shown on the dashboard, not in events.
+    preview: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +58,7 @@ def knn_arguments(index_name: str, query: str, vector: np.ndarray, limit: int) -
         "FT.SEARCH", index_name, query,
         "PARAMS", 2, "vec", vector_bytes(vector),
         "SORTBY", _DISTANCE, "ASC",
-        "RETURN", 4, FIELD_ID, FIELD_MODALITY, FIELD_METADATA, _DISTANCE,
+        "RETURN", 5, FIELD_ID, FIELD_MODALITY, FIELD_METADATA, FIELD_PREVIEW, _DISTANCE,
         "LIMIT", 0, limit,
         "DIALECT", 2,
     ]
@@ -108,6 +110,7 @@ def parse_hits(reply: object, own_key: str | None, min_similarity: float) -> lis
                 modality=Modality(as_text(fields.get(FIELD_MODALITY, b""))),
                 similarity=round(similarity, 6),
                 metadata=orjson.loads(as_text(metadata_raw)) if metadata_raw else {},
+                preview=as_text(fields.get(FIELD_PREVIEW, b"")),
             )
         )
     return matches

@@ -22,6 +22,12 @@ class PendingEvent:
     raw_value: bytes | None
     remaining: int
     on_done: Callable[[], None]
+    # Kafka record timestamp, seconds since the epoch: the start of end-to-end latency.
+    record_time: float
+    # time.monotonic() when the event entered the lanes: the start of batch fill wait.
+    admitted_at: float
+    # Text snippet, image thumbnail data URL or audio summary; empty if previews are off.
+    preview: str = ""
 
     def finish(self) -> None:
         """Record that one space is done with the event."""

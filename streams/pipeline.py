@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import redis.asyncio as aioredis
+import torch
 from mode import Service
 
 from encoders.base import Encoder
@@ -15,10 +16,13 @@ from encoders.modality import Modality
 from streams.admission import Admission
 from streams.deadletter import RejectionLog
 from streams.events import EventLimits
+from streams.feed import MatchFeed
 from streams.index import SpaceIndex
 from streams.lane import Lane
+from streams.metrics import WorkerMetrics
 from streams.outputs import Outputs
 from streams.redis_client import connect_redis
+from streams.retry import Retrier
 from streams.settings import Settings, SpaceSettings
 from streams.space import Space, space_modalities
 
@@ -40,6 +44,7 @@ class Pipeline(Service):
         self,
         settings: Settings,
         encoders: Sequence[tuple[SpaceSettings, Encoder]],
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings
@@ -47,6 +52,10 @@ class Pipeline(Service):
         self.spaces: list[Space] = []
         # Set by the app that owns the output topics, before the service starts.
         self.outputs: Outputs | None = None
+        # Set by the app: returns the high watermark of each assigned (topic, partition).
+        self.highwaters: Callable[[], Awaitable[dict[tuple[str, int], int]]] | None = None
+        self.metrics = metrics if metrics is not None else WorkerMetrics()
+        self.feed = MatchFeed()
         self.ready = asyncio.Event()
         self.client: aioredis.Redis | None = None
         self.lanes: dict[Modality, list[Lane]] = {}
@@ -75,6 +84,7 @@ class Pipeline(Service):
         settings = self.settings
         self.client = connect_redis(settings)
         rejections = RejectionLog(settings.warning_interval_s)
+        retrier = Retrier(settings.retry_backoff_max_s, self.metrics)
         for space_settings, encoder in self.encoders:
             index = SpaceIndex(
                 self.client, settings.key_prefix, space_settings.name, encoder.dim,
@@ -85,7 +95,7 @@ class Pipeline(Service):
             space = Space(space_settings, encoder, index, space_modalities(space_settings, encoder))
             self.spaces.append(space)
             for modality in sorted(space.modalities):
-                lane = Lane(space, modality, outputs, rejections, settings.retry_backoff_max_s)
+                lane = Lane(space, modality, outputs, rejections, retrier, self.metrics, self.feed)
                 self.lanes.setdefault(modality, []).append(lane)
                 self.add_future(lane.run())
         limits = EventLimits(
@@ -96,14 +106,41 @@ class Pipeline(Service):
         )
         self._admission = Admission(
             self.lanes, outputs, rejections, limits, settings.max_image_pixels,
-            settings.max_audio_seconds, self.decode_executor, settings.retry_backoff_max_s,
+            settings.max_audio_seconds, self.decode_executor, retrier, self.metrics, settings.store_previews,
         )
+        self.add_future(self._observe_periodically())
         self.ready.set()
         logger.info(
             "pipeline started spaces=%s lanes=%s",
             ",".join(space.name for space in self.spaces),
             ",".join(lane.name for lanes in self.lanes.values() for lane in lanes),
         )
+
+    async def _observe_periodically(self) -> None:
+        """Refresh the gauges that no event updates: consumer lag, index sizes, device memory."""
+        while True:
+            await asyncio.sleep(self.settings.monitor_interval_s)
+            try:
+                await self.observe()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("refreshing the monitoring gauges failed: %s: %s", type(exc).__name__, exc)
+
+    async def observe(self) -> None:
+        """Set the consumer lag, index size and CUDA memory gauges once."""
+        metrics = self.metrics
+        if self.highwaters is not None and self._admission is not None:
+            finished = self._admission.finished_offsets
+            for (topic, partition), highwater in (await self.highwaters()).items():
+                done = finished.get((topic, partition))
+                if done is not None:
+                    metrics.consumer_lag.labels(topic, str(partition)).set(max(0, highwater - done - 1))
+        for space in self.spaces:
+            metrics.index_documents.labels(space.name).set(await space.index.count())
+        if torch.cuda.is_available():
+            for device in range(torch.cuda.device_count()):
+                metrics.cuda_memory_allocated.labels(f"cuda:{device}").set(torch.cuda.memory_allocated(device))
 
     async def on_stop(self) -> None:
         self.ready.clear()

@@ -7,6 +7,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from streams.metrics import WorkerMetrics
+
 logger = logging.getLogger(__name__)
 
 ResultT = TypeVar("ResultT")
@@ -15,30 +17,34 @@ ResultT = TypeVar("ResultT")
 INITIAL_BACKOFF_S = 0.1
 
 
-async def retry_until_done(
-    operation: Callable[[], Awaitable[ResultT]],
-    what: str,
-    max_backoff_s: float,
-) -> ResultT:
-    """Run ``operation`` until it succeeds, pausing between failures; log each retry.
+class Retrier:
+    """Runs operations until they succeed, pausing between failures and logging each retry.
 
-    Stored data and offsets depend on the operation, so giving up would lose
+    Stored data and offsets depend on these operations, so giving up would lose
     input: the caller stalls instead, which stops new batches and, through the
     bounded batch buffers, stops the stream from taking more records.
     Cancellation (worker shutdown) ends the retries.
     """
-    backoff = INITIAL_BACKOFF_S
-    attempt = 1
-    while True:
-        try:
-            return await operation()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            logger.warning(
-                "%s failed (attempt %d), retrying in %.1f s: %s: %s",
-                what, attempt, backoff, type(exc).__name__, exc,
-            )
-        await asyncio.sleep(backoff)
-        backoff = min(backoff * 2, max_backoff_s)
-        attempt += 1
+
+    def __init__(self, max_backoff_s: float, metrics: WorkerMetrics) -> None:
+        self.max_backoff_s = max_backoff_s
+        self.metrics = metrics
+
+    async def run(self, operation: Callable[[], Awaitable[ResultT]], name: str, what: str) -> ResultT:
+        """Run ``operation`` until it succeeds; ``name`` labels the retry metric, ``what`` the log."""
+        backoff = INITIAL_BACKOFF_S
+        attempt = 1
+        while True:
+            try:
+                return await operation()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.metrics.retries.labels(name).inc()
+                logger.warning(
+                    "%s failed (attempt %d), retrying in %.1f s: %s: %s",
+                    what, attempt, backoff, type(exc).__name__, exc,
+                )
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, self.max_backoff_s)
+            attempt += 1

@@ -219,6 +219,14 @@ class Settings(BaseSettings):
     warning_interval_s: float = Field(
         default=10.0, ge=0, description="Least time between two rejected-input warnings of one reason, s."
     )
+    store_previews: bool = Field(
+        default=True,
+        description="Store a text snippet or a 64-pixel JPEG thumbnail beside each vector, for the "
+        "dashboard's match feed.",
+    )
+    monitor_interval_s: float = Field(
+        default=2.0, gt=0, le=3600, description="How often consumer lag, index sizes and GPU memory are read, s."
+    )
     web_enabled: bool = Field(default=True, description="Serve the worker's web endpoints.")
     web_port: int = Field(default=6066, ge=0, le=65535, description="Worker web server port.")
     web_host: str = Field(default="127.0.0.1", description="Worker web server bind address.")

@@ -13,6 +13,7 @@ from streams.index import (
     FIELD_ID,
     FIELD_METADATA,
     FIELD_MODALITY,
+    FIELD_PREVIEW,
     FIELD_TIMESTAMP,
     FIELD_VECTOR,
     METADATA_TAG_PREFIX,
@@ -27,7 +28,9 @@ def vector_bytes(vector: np.ndarray) -> bytes:
     return np.ascontiguousarray(vector, dtype="<f4").tobytes()
 
 
-def document_fields(index: SpaceIndex, event: InputEvent, vector: np.ndarray) -> dict[str, str | bytes | float]:
+def document_fields(
+    index: SpaceIndex, event: InputEvent, vector: np.ndarray, preview: str = ""
+) -> dict[str, str | bytes | float]:
     """Return the HASH fields stored for one event's vector."""
     fields: dict[str, str | bytes | float] = {
         FIELD_ID: event.id,
@@ -36,6 +39,8 @@ def document_fields(index: SpaceIndex, event: InputEvent, vector: np.ndarray) ->
         FIELD_VECTOR: vector_bytes(vector),
         FIELD_METADATA: orjson.dumps(event.metadata),
     }
+    if preview:
+        fields[FIELD_PREVIEW] = preview
     for name in index.metadata_fields:
         value = event.metadata.get(name)
         if value is not None:
@@ -44,7 +49,7 @@ def document_fields(index: SpaceIndex, event: InputEvent, vector: np.ndarray) ->
 
 
 async def write_vectors(
-    index: SpaceIndex, events: Sequence[InputEvent], vectors: np.ndarray
+    index: SpaceIndex, events: Sequence[InputEvent], vectors: np.ndarray, previews: Sequence[str] | None = None
 ) -> None:
     """Store one vector per event in one non-transactional pipeline.
 
@@ -57,10 +62,11 @@ async def write_vectors(
         raise ValueError(
             f"vectors of shape {vectors.shape} do not fit index {index.name} of dim {index.dim}"
         )
+    previews = previews if previews is not None else [""] * len(events)
     async with index.client.pipeline(transaction=False) as pipe:
-        for event, vector in zip(events, vectors, strict=True):
+        for event, vector, preview in zip(events, vectors, previews, strict=True):
             key = index.key(event.modality, event.id)
             pipe.delete(key)
-            pipe.hset(key, mapping=document_fields(index, event, vector))  # type: ignore[arg-type]
+            pipe.hset(key, mapping=document_fields(index, event, vector, preview))  # type: ignore[arg-type]
         await pipe.execute()
     logger.debug("stored vectors index=%s count=%d", index.name, len(events))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -17,6 +18,15 @@ from streams.index import SpaceIndex
 from streams.settings import SpaceSettings
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class EncodeResult:
+    """A batch's vectors and the seconds its preprocessing and forward pass took."""
+
+    vectors: np.ndarray
+    preprocess_s: float
+    forward_s: float
 
 
 @dataclass
@@ -42,10 +52,17 @@ class Space:
     def name(self) -> str:
         return self.settings.name
 
-    async def encode(self, modality: Modality, contents: Sequence[object]) -> np.ndarray:
-        """Preprocess and embed ``contents`` on the encoder's thread."""
+    async def encode(self, modality: Modality, contents: Sequence[object]) -> EncodeResult:
+        """Preprocess and embed ``contents`` on the encoder's thread, timing both stages."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, self.encoder.encode, modality, contents)
+        return await loop.run_in_executor(self.executor, self._encode_timed, modality, contents)
+
+    def _encode_timed(self, modality: Modality, contents: Sequence[object]) -> EncodeResult:
+        started = time.perf_counter()
+        prepared = self.encoder.preprocess(modality, contents)
+        preprocessed = time.perf_counter()
+        vectors = self.encoder.forward(prepared)
+        return EncodeResult(vectors, preprocessed - started, time.perf_counter() - preprocessed)
 
     def close(self) -> None:
         """Stop the encoder thread and free the model."""
