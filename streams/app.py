@@ -77,6 +77,16 @@ def build_app(settings: Settings, pipeline: Pipeline) -> faust.App:
 
     pipeline.highwaters = highwaters
 
+    # Faust sends the TP set as the second positional argument; its Signal type
+    # declares receivers as (sender, *args), which mypy cannot match to these.
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def log_revoked(app: faust.App, revoked: set[Any], **kwargs: Any) -> None:
+        logger.info("rebalance: partitions revoked group=%s partitions=%s", settings.app_id, _partitions(revoked))
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def log_assigned(app: faust.App, assigned: set[Any], **kwargs: Any) -> None:
+        logger.info("rebalance: partitions assigned group=%s partitions=%s", settings.app_id, _partitions(assigned))
+
     for modality in sorted(pipeline.modalities):
         topic = app.topic(settings.input_topic(modality), key_serializer="raw", value_serializer="raw")
         app.agent(topic, name=f"embed-{modality}")(_consumer(pipeline, modality))
@@ -88,6 +98,11 @@ def build_app(settings: Settings, pipeline: Pipeline) -> faust.App:
 
     app.task(declare_outputs)
     return app
+
+
+def _partitions(partitions: set[Any]) -> str:
+    """Return topic[partition] names of Faust TPs, sorted, for a log line."""
+    return ",".join(sorted(f"{tp.topic}[{tp.partition}]" for tp in partitions)) or "none"
 
 
 def _consumer(pipeline: Pipeline, modality: Modality) -> Any:

@@ -115,7 +115,7 @@ def _cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
 
     if "log_level" not in settings.model_fields_set:
         # The demo's own output tells the story; INFO lines would bury it.
-        configure_logging("WARNING")
+        configure_logging("WARNING", settings.log_format)
     return run_demo(Path(args.workdir) if args.workdir else None)
 
 
@@ -181,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValidationError, SettingsError) as exc:
         print(f"embedstream: invalid settings:\n{exc}", file=sys.stderr)
         return EXIT_USAGE
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     try:
         return int(args.handler(settings, args))
     except KeyboardInterrupt:

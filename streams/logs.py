@@ -5,13 +5,42 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Literal
+
+import orjson
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
+# Attributes every LogRecord has; anything else on a record came from ``extra=``.
+_STANDARD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
-def configure_logging(level: str) -> None:
+
+class JsonFormatter(logging.Formatter):
+    """Formats each record as one JSON object: time, level, logger, message, extras, error."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        document: dict[str, object] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name, value in vars(record).items():
+            if name not in _STANDARD_ATTRIBUTES and not name.startswith("_"):
+                document[name] = value
+        if record.exc_info:
+            document["error"] = self.formatException(record.exc_info)
+        return orjson.dumps(document, default=str).decode()
+
+
+JsonFormatter.converter = time.gmtime
+
+
+def configure_logging(level: str, log_format: Literal["text", "json"] = "text") -> None:
     """Send log records to standard error; called by entry points only, never on import."""
-    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT, force=True)
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(LOG_FORMAT))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
     for name in ("streams", "encoders"):
         logging.getLogger(name).setLevel(level)
 

@@ -1,6 +1,11 @@
-"""Rate-limited warnings count what they suppress."""
+"""Log formats and rate-limited warnings."""
 
-from streams.logs import RateLimitedLog
+import logging
+import sys
+
+import orjson
+
+from streams.logs import JsonFormatter, RateLimitedLog
 
 
 def test_rate_limit_suppresses_and_counts():
@@ -12,3 +17,27 @@ def test_rate_limit_suppresses_and_counts():
     assert limiter.allow("missing_id") == 0
     now[0] += 10
     assert limiter.allow("invalid_json") == 2
+
+
+def test_json_format_one_object_per_line():
+    record = logging.LogRecord(
+        "streams.lane", logging.WARNING, __file__, 1, "batch failed lane=%s", ("text/text",), None
+    )
+    record.event_id = "e-1"
+    line = JsonFormatter().format(record)
+    document = orjson.loads(line)
+    assert "\n" not in line
+    assert document["level"] == "WARNING"
+    assert document["logger"] == "streams.lane"
+    assert document["message"] == "batch failed lane=text/text"
+    assert document["event_id"] == "e-1"
+    assert document["time"].endswith("Z")
+
+
+def test_json_format_includes_exception():
+    try:
+        raise ValueError("broken input")
+    except ValueError:
+        record = logging.LogRecord("streams", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
+    document = orjson.loads(JsonFormatter().format(record))
+    assert "ValueError: broken input" in document["error"]
