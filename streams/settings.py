@@ -216,6 +216,9 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level of the embedstream loggers."
     )
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="text for terminals; json for one JSON object per line (log shippers)."
+    )
     warning_interval_s: float = Field(
         default=10.0, ge=0, description="Least time between two rejected-input warnings of one reason, s."
     )
