@@ -80,7 +80,8 @@ def _cmd_search(settings: Settings, args: argparse.Namespace) -> int:
     filters = {name: str(value) for name, value in _metadata(args.filter).items()}
     matches = search_text(settings, args.text, args.space, args.k, modalities, filters)
     if not matches:
-        print(f"no stored items in space {args.space!r} match the filters")
+        scope = " that match the filters" if filters or modalities else ""
+        print(f"no stored items{scope} in space {args.space!r}")
         return 0
     for match in matches:
         print(f"{match.similarity:.3f}  {match.modality:<5} {match.id}  {match.metadata or ''}")

@@ -125,8 +125,7 @@ def demo_settings(endpoints: StackEndpoints, models: DemoModels, workdir: Path) 
         ),
     )
     return Settings(
-        kafka_broker=endpoints.kafka_broker,
-        redis_url=endpoints.redis_url,
+        **endpoints.settings_values(),  # type: ignore[arg-type]
         app_id="embedstream-demo",
         spaces=spaces,
         web_enabled=False,

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Mapping
 
 import numpy as np
+import transformers
 
 from encoders.loading import load_encoder
 from encoders.modality import Modality
@@ -54,6 +55,7 @@ def search_text(
             f"cannot filter on {unknown}: space {space.name!r} indexes only the metadata fields "
             f"{list(space.metadata_fields)}"
         )
+    transformers.utils.logging.disable_progress_bar()
     encoder = load_encoder(space.model, family=space.family, device=space.device, dtype=space.dtype)
     try:
         embedded = space_modalities(space, encoder)
