@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 
+from encoders.base import Prepared
 from encoders.batching import MicroBatcher
 from encoders.errors import InputRejected
 from encoders.modality import Modality
@@ -23,6 +26,24 @@ from streams.sink import write_vectors
 from streams.space import Space
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _PreparedBatch:
+    """A batch after preprocessing: its tensors, or the error that preprocessing raised."""
+
+    batch: Sequence[PendingEvent]
+    prepared: Prepared | None
+    error: BaseException | None
+
+
+@dataclass(frozen=True, slots=True)
+class _EmbeddedBatch:
+    """A batch after the forward pass: the embedded inputs and the rejected ones."""
+
+    batch: Sequence[PendingEvent]
+    embedded: list[tuple[PendingEvent, np.ndarray]]
+    rejected: list[tuple[PendingEvent, Rejection]]
 
 
 class Lane:
@@ -52,6 +73,7 @@ class Lane:
         self.metrics = metrics
         self.feed = feed
         self.targets = space.settings.target_modalities(modality, space.modalities)
+        self.searches_all_modalities = self.targets == space.modalities
         self.batcher: MicroBatcher[PendingEvent] = MicroBatcher(
             space.settings.max_batch_size, space.settings.max_wait_ms / 1000.0
         )
@@ -62,34 +84,85 @@ class Lane:
         await self.batcher.put(pending)
 
     async def run(self) -> None:
-        """Process batches until cancelled."""
+        """Process batches until cancelled, in three overlapping stages.
+
+        While the model runs batch N, the preprocessing thread prepares batch N+1 and
+        the event loop stores, searches and emits batch N-1. One batch waits between
+        stages at most, and the emitting stage handles batches in order, so a
+        replayed id is still written in the order it was read.
+        """
         logger.info(
             "lane started lane=%s max_batch_size=%d max_wait_ms=%s match_targets=%s",
             self.name, self.batcher.max_size, self.space.settings.max_wait_ms,
             ",".join(sorted(self.targets)) or "none",
         )
+        prepared: asyncio.Queue[_PreparedBatch] = asyncio.Queue(maxsize=1)
+        embedded: asyncio.Queue[_EmbeddedBatch] = asyncio.Queue(maxsize=1)
         try:
-            while True:
-                batch = await self.batcher.next_batch()
-                await self.process(batch)
+            async with asyncio.TaskGroup() as stages:
+                stages.create_task(self._prepare_batches(prepared))
+                stages.create_task(self._embed_batches(prepared, embedded))
+                stages.create_task(self._emit_batches(embedded))
         finally:
             logger.info("lane stopped lane=%s", self.name)
 
     async def process(self, batch: Sequence[PendingEvent]) -> None:
-        """Embed, store, match and emit one batch, then finish its events."""
+        """Embed, store, match and emit one batch, then finish its events (one stage after another)."""
+        self._observe_batch(batch)
+        embedded, rejected = await self._embed(list(batch))
+        await self._emit(_EmbeddedBatch(batch, embedded, rejected))
+
+    def _observe_batch(self, batch: Sequence[PendingEvent]) -> None:
         space, modality = self.space.name, str(self.modality)
         self.metrics.batch_size.labels(space, modality).observe(len(batch))
         oldest = min(pending.admitted_at for pending in batch)
         self.metrics.batch_fill_wait.labels(space, modality).observe(time.monotonic() - oldest)
 
-        embedded, rejected = await self._embed(list(batch))
-        for pending, rejection in rejected:
+    async def _prepare_batches(self, output: asyncio.Queue[_PreparedBatch]) -> None:
+        while True:
+            batch = await self.batcher.next_batch()
+            self._observe_batch(batch)
+            try:
+                prepared, seconds = await self.space.preprocess(self.modality, [pending.content for pending in batch])
+            except Exception as exc:
+                # The embedding stage splits the batch to find the inputs that fail.
+                await output.put(_PreparedBatch(batch, None, exc))
+                continue
+            self._observe_stage("preprocess", seconds)
+            await output.put(_PreparedBatch(batch, prepared, None))
+
+    async def _embed_batches(
+        self, source: asyncio.Queue[_PreparedBatch], output: asyncio.Queue[_EmbeddedBatch]
+    ) -> None:
+        while True:
+            item = await source.get()
+            batch = list(item.batch)
+            if item.prepared is None:
+                embedded, rejected = await self._split_and_embed(batch, item.error)
+            else:
+                try:
+                    vectors, seconds = await self.space.forward(item.prepared)
+                except Exception as exc:
+                    embedded, rejected = await self._split_and_embed(batch, exc)
+                else:
+                    self._observe_stage("forward", seconds)
+                    embedded, rejected = list(zip(batch, vectors, strict=True)), []
+            await output.put(_EmbeddedBatch(batch, embedded, rejected))
+
+    async def _emit_batches(self, source: asyncio.Queue[_EmbeddedBatch]) -> None:
+        while True:
+            await self._emit(await source.get())
+
+    async def _emit(self, item: _EmbeddedBatch) -> None:
+        """Dead-letter the rejected inputs, then store, search and emit the embedded ones."""
+        for pending, rejection in item.rejected:
             await self._deadletter(pending, rejection)
-        if not embedded:
+        if not item.embedded:
             return
-        pendings = [pending for pending, _ in embedded]
+        space, modality = self.space.name, str(self.modality)
+        pendings = [pending for pending, _ in item.embedded]
         events = [pending.event for pending in pendings]
-        vectors = np.stack([vector for _, vector in embedded])
+        vectors = np.stack([vector for _, vector in item.embedded])
         previews = [pending.preview for pending in pendings]
 
         index = self.space.index
@@ -100,7 +173,10 @@ class Lane:
             )
         self.metrics.events_embedded.labels(space, modality).inc(len(events))
 
-        requests = [SearchRequest(event, vector, self.targets) for event, vector in zip(events, vectors, strict=True)]
+        requests = [
+            SearchRequest(event, vector, self.targets, self.searches_all_modalities)
+            for event, vector in zip(events, vectors, strict=True)
+        ]
         settings = self.space.settings
         with self._timed("redis_search"):
             found = await self.retrier.run(
@@ -126,8 +202,12 @@ class Lane:
             latency.observe(max(0.0, now - pending.record_time))
             pending.finish()
         logger.debug(
-            "batch done lane=%s size=%d rejected=%d match_events=%d", self.name, len(batch), len(rejected), len(records)
+            "batch done lane=%s size=%d rejected=%d match_events=%d",
+            self.name, len(item.batch), len(item.rejected), len(records),
         )
+
+    def _observe_stage(self, stage: str, seconds: float) -> None:
+        self.metrics.stage_duration.labels(self.space.name, str(self.modality), stage).observe(seconds)
 
     @contextmanager
     def _timed(self, stage: str) -> Iterator[None]:
@@ -136,9 +216,7 @@ class Lane:
         try:
             yield
         finally:
-            self.metrics.stage_duration.labels(self.space.name, str(self.modality), stage).observe(
-                time.perf_counter() - started
-            )
+            self._observe_stage(stage, time.perf_counter() - started)
 
     def _add_to_feed(self, pendings: Sequence[PendingEvent], found: Sequence[Sequence[Match]]) -> None:
         for pending, matches in zip(pendings, found, strict=True):
@@ -161,24 +239,30 @@ class Lane:
         """
         try:
             result = await self.space.encode(self.modality, [pending.content for pending in batch])
-        except InputRejected as exc:
-            if len(batch) == 1:
-                return [], [(batch[0], self._rejection(batch[0], exc.reason, exc.detail))]
-            logger.warning("batch rejected lane=%s size=%d, splitting it: %s", self.name, len(batch), exc)
         except Exception as exc:
-            if len(batch) == 1:
-                logger.exception("encoder failed lane=%s id=%s", self.name, batch[0].event.id)
-                detail = f"{type(exc).__name__}: {exc}"
-                return [], [(batch[0], self._rejection(batch[0], "encoder_failed", detail))]
-            logger.warning(
-                "encoder failed lane=%s size=%d, splitting the batch: %s: %s",
-                self.name, len(batch), type(exc).__name__, exc,
+            return await self._split_and_embed(batch, exc)
+        self._observe_stage("preprocess", result.preprocess_s)
+        self._observe_stage("forward", result.forward_s)
+        return list(zip(batch, result.vectors, strict=True)), []
+
+    async def _split_and_embed(
+        self, batch: list[PendingEvent], error: BaseException | None
+    ) -> tuple[list[tuple[PendingEvent, np.ndarray]], list[tuple[PendingEvent, Rejection]]]:
+        """Handle a batch whose preprocessing or forward pass raised ``error``."""
+        if len(batch) == 1:
+            pending = batch[0]
+            if isinstance(error, InputRejected):
+                return [], [(pending, self._rejection(pending, error.reason, error.detail))]
+            logger.error(
+                "encoder failed on a single input lane=%s id=%s position=%s: %s: %s",
+                self.name, pending.event.id, pending.event.position, type(error).__name__, error,
             )
-        else:
-            stage_duration = self.metrics.stage_duration
-            stage_duration.labels(self.space.name, str(self.modality), "preprocess").observe(result.preprocess_s)
-            stage_duration.labels(self.space.name, str(self.modality), "forward").observe(result.forward_s)
-            return list(zip(batch, result.vectors, strict=True)), []
+            detail = f"{type(error).__name__}: {error}"
+            return [], [(pending, self._rejection(pending, "encoder_failed", detail))]
+        logger.warning(
+            "encoder failed lane=%s size=%d, splitting the batch: %s: %s",
+            self.name, len(batch), type(error).__name__, error,
+        )
         middle = len(batch) // 2
         left_embedded, left_rejected = await self._embed(batch[:middle])
         right_embedded, right_rejected = await self._embed(batch[middle:])

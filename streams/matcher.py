@@ -32,24 +32,37 @@ class Match:
 
 @dataclass(frozen=True, slots=True)
 class SearchRequest:
-    """One KNN search: a new item's vector against the stored vectors of some modalities."""
+    """One KNN search: a new item's vector against the stored vectors of some modalities.
+
+    ``all_modalities`` says that ``targets`` covers every modality in the index, so
+    the search needs no modality filter.
+    """
 
     event: InputEvent
     vector: np.ndarray
     targets: frozenset[Modality]
+    all_modalities: bool = False
 
 
-def knn_query(targets: frozenset[Modality], k: int, tag_filters: Mapping[str, str] | None = None) -> str:
+def knn_query(
+    targets: frozenset[Modality] | None, k: int, tag_filters: Mapping[str, str] | None = None
+) -> str:
     """Return the RediSearch query for the ``k`` nearest vectors of the target modalities.
 
-    ``tag_filters`` maps TAG attribute names (indexed metadata fields) to the value
-    a hit must have.
+    ``targets`` None searches every modality. An unfiltered KNN query walks the HNSW
+    graph alone; a TAG pre-filter makes RediSearch check the filter per candidate or
+    fall back to brute force, which measured several times slower on a half-matching
+    filter (benchmarks/redis_index.py). ``tag_filters`` maps TAG attribute names
+    (indexed metadata fields) to the value a hit must have.
     """
-    modalities = "|".join(sorted(str(modality) for modality in targets))
-    clauses = [f"@{FIELD_MODALITY}:{{{modalities}}}"]
+    clauses = []
+    if targets is not None:
+        modalities = "|".join(sorted(str(modality) for modality in targets))
+        clauses.append(f"@{FIELD_MODALITY}:{{{modalities}}}")
     for name, value in (tag_filters or {}).items():
         clauses.append(f"@{name}:{{{escape_tag(value)}}}")
-    return f"({' '.join(clauses)})=>[KNN {k} @vector $vec AS {_DISTANCE}]"
+    prefilter = f"({' '.join(clauses)})" if clauses else "*"
+    return f"{prefilter}=>[KNN {k} @vector $vec AS {_DISTANCE}]"
 
 
 def knn_arguments(index_name: str, query: str, vector: np.ndarray, limit: int) -> list[object]:
@@ -80,7 +93,7 @@ async def search_matches(
     async with index.client.pipeline(transaction=False) as pipe:
         for i in searched:
             request = requests[i]
-            query = knn_query(request.targets, k + 1)
+            query = knn_query(None if request.all_modalities else request.targets, k + 1)
             pipe.execute_command(*knn_arguments(index.name, query, request.vector, k + 1))
         replies = await pipe.execute()
     for i, reply in zip(searched, replies, strict=True):

@@ -97,7 +97,7 @@ class Pipeline(Service):
             for modality in sorted(space.modalities):
                 lane = Lane(space, modality, outputs, rejections, retrier, self.metrics, self.feed)
                 self.lanes.setdefault(modality, []).append(lane)
-                self.add_future(lane.run())
+                self.add_future(self._run_lane(lane))
         limits = EventLimits(
             max_record_bytes=settings.max_record_bytes,
             max_text_chars=settings.max_text_chars,
@@ -115,6 +115,21 @@ class Pipeline(Service):
             ",".join(space.name for space in self.spaces),
             ",".join(lane.name for lanes in self.lanes.values() for lane in lanes),
         )
+
+    async def _run_lane(self, lane: Lane) -> None:
+        """Run a lane; if it fails, stop the worker rather than leave its topic unread.
+
+        A lane retries Redis and Kafka failures itself, so what ends one is a bug or a
+        broken environment. Crashing makes the worker exit, so that its supervisor can
+        restart it, while the stored offsets make the restart replay what was in flight.
+        """
+        try:
+            await lane.run()
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            logger.exception("lane failed lane=%s; stopping the worker", lane.name)
+            await self.crash(exc)
 
     async def _observe_periodically(self) -> None:
         """Refresh the gauges that no event updates: consumer lag, index sizes, device memory."""

@@ -61,7 +61,7 @@ def search_text(
         embedded = space_modalities(space, encoder)
         if Modality.TEXT not in embedded:
             raise ConfigError(f"space {space.name!r} does not embed text, so it cannot take a text query")
-        targets = frozenset(modalities) if modalities else embedded
+        targets = frozenset(modalities) if modalities and frozenset(modalities) != embedded else None
         vector = encoder.encode(Modality.TEXT, [text])[0]
     finally:
         encoder.close()

@@ -5,19 +5,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
-from encoders.base import Encoder
+from encoders.base import Encoder, Prepared
 from encoders.modality import Modality
 from streams.errors import ConfigError
 from streams.index import SpaceIndex
 from streams.settings import SpaceSettings
 
 logger = logging.getLogger(__name__)
+
+ResultT = TypeVar("ResultT")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,43 +34,56 @@ class EncodeResult:
 
 @dataclass
 class Space:
-    """One space at run time; its encoder runs on a single thread of its own.
+    """One space at run time, with one thread for preprocessing and one for forward passes.
 
-    One thread per encoder keeps the event loop free while the model runs, and
-    never runs two forward passes of one model at once.
+    The threads keep the event loop free while the model runs. The forward thread
+    runs one forward pass of the model at a time, and the preprocessing thread
+    prepares the next batch meanwhile.
     """
 
     settings: SpaceSettings
     encoder: Encoder
     index: SpaceIndex
     modalities: frozenset[Modality]
-    executor: ThreadPoolExecutor = field(init=False)
+    preprocess_executor: ThreadPoolExecutor = field(init=False)
+    forward_executor: ThreadPoolExecutor = field(init=False)
 
     def __post_init__(self) -> None:
-        self.executor = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix=f"encoder-{self.settings.name}"
-        )
+        name = self.settings.name
+        self.preprocess_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"preprocess-{name}")
+        self.forward_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"forward-{name}")
 
     @property
     def name(self) -> str:
         return self.settings.name
 
-    async def encode(self, modality: Modality, contents: Sequence[object]) -> EncodeResult:
-        """Preprocess and embed ``contents`` on the encoder's thread, timing both stages."""
+    async def preprocess(self, modality: Modality, contents: Sequence[object]) -> tuple[Prepared, float]:
+        """Prepare a batch on the preprocessing thread; return it and the seconds taken."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, self._encode_timed, modality, contents)
+        return await loop.run_in_executor(self.preprocess_executor, _timed, self.encoder.preprocess, modality, contents)
 
-    def _encode_timed(self, modality: Modality, contents: Sequence[object]) -> EncodeResult:
-        started = time.perf_counter()
-        prepared = self.encoder.preprocess(modality, contents)
-        preprocessed = time.perf_counter()
-        vectors = self.encoder.forward(prepared)
-        return EncodeResult(vectors, preprocessed - started, time.perf_counter() - preprocessed)
+    async def forward(self, prepared: Prepared) -> tuple[np.ndarray, float]:
+        """Run a prepared batch on the forward thread; return its vectors and the seconds taken."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.forward_executor, _timed, self.encoder.forward, prepared)
+
+    async def encode(self, modality: Modality, contents: Sequence[object]) -> EncodeResult:
+        """Preprocess, then embed ``contents``, timing both stages."""
+        prepared, preprocess_s = await self.preprocess(modality, contents)
+        vectors, forward_s = await self.forward(prepared)
+        return EncodeResult(vectors, preprocess_s, forward_s)
 
     def close(self) -> None:
-        """Stop the encoder thread and free the model."""
-        self.executor.shutdown(wait=True, cancel_futures=True)
+        """Stop the encoder threads and free the model."""
+        self.preprocess_executor.shutdown(wait=True, cancel_futures=True)
+        self.forward_executor.shutdown(wait=True, cancel_futures=True)
         self.encoder.close()
+
+
+def _timed(function: Callable[..., ResultT], *arguments: object) -> tuple[ResultT, float]:
+    started = time.perf_counter()
+    result = function(*arguments)
+    return result, time.perf_counter() - started
 
 
 def space_modalities(settings: SpaceSettings, encoder: Encoder) -> frozenset[Modality]:
