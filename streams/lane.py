@@ -23,9 +23,42 @@ from streams.outputs import Outputs
 from streams.pending import PendingEvent
 from streams.retry import Retrier
 from streams.sink import write_vectors
+from streams.settings import SpaceSettings
 from streams.space import Space
 
 logger = logging.getLogger(__name__)
+
+
+# English text averages about four characters per WordPiece or BPE token; an
+# estimate is enough for a budget, and it costs nothing before tokenising.
+CHARACTERS_PER_TOKEN = 4
+
+
+def input_cost(modality: Modality, content: object) -> float:
+    """Return an input's cost against its batch budget: tokens, pixels or seconds."""
+    if modality is Modality.TEXT:
+        return len(str(content)) / CHARACTERS_PER_TOKEN + 2
+    if modality is Modality.IMAGE:
+        width, height = content.size  # type: ignore[attr-defined]
+        return float(width * height)
+    return float(content.duration_s)  # type: ignore[attr-defined]
+
+
+def batcher_for(settings: SpaceSettings, modality: Modality) -> MicroBatcher[PendingEvent]:
+    """Return the batcher of one lane: size, wait and cost bounds, and length grouping for text."""
+    budgets = {
+        Modality.TEXT: float(settings.max_batch_tokens),
+        Modality.IMAGE: float(settings.max_batch_pixels),
+        Modality.AUDIO: settings.max_batch_audio_seconds,
+    }
+    return MicroBatcher(
+        settings.max_batch_size,
+        settings.max_wait_ms / 1000.0,
+        cost=lambda pending: input_cost(modality, pending.content),
+        max_cost=budgets[modality],
+        # Texts of similar length share a batch, so less of it is padding.
+        sort_key=(lambda pending: len(str(pending.content))) if modality is Modality.TEXT else None,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,9 +107,7 @@ class Lane:
         self.feed = feed
         self.targets = space.settings.target_modalities(modality, space.modalities)
         self.searches_all_modalities = self.targets == space.modalities
-        self.batcher: MicroBatcher[PendingEvent] = MicroBatcher(
-            space.settings.max_batch_size, space.settings.max_wait_ms / 1000.0
-        )
+        self.batcher: MicroBatcher[PendingEvent] = batcher_for(space.settings, modality)
         self.name = f"{space.name}/{modality}"
 
     async def put(self, pending: PendingEvent) -> None:

@@ -56,6 +56,17 @@ class SpaceSettings(BaseModel):
     max_wait_ms: float = Field(
         default=50.0, ge=0, le=60_000, description="Longest a partial batch waits for more inputs, ms."
     )
+    max_batch_tokens: int = Field(
+        default=16_384, ge=1,
+        description="Text batch budget in estimated tokens (characters / 4); a batch closes when it is reached.",
+    )
+    max_batch_pixels: int = Field(
+        default=200_000_000, ge=1,
+        description="Image batch budget in decoded pixels (width x height summed); bounds a batch's memory.",
+    )
+    max_batch_audio_seconds: float = Field(
+        default=600.0, gt=0, description="Audio batch budget in seconds of audio summed."
+    )
     match_k: int = Field(default=5, ge=1, le=1000, description="Nearest neighbours searched per new vector.")
     min_similarity: float = Field(
         default=0.8, ge=-1.0, le=1.0, description="Cosine similarity a neighbour needs to be a match."

@@ -54,3 +54,34 @@ def test_invalid_bounds_raise():
         MicroBatcher(max_size=0, max_wait_s=1)
     with pytest.raises(ValueError, match="max_pending"):
         MicroBatcher(max_size=4, max_wait_s=1, max_pending=2)
+
+
+async def test_batch_closes_on_cost_budget():
+    batcher: MicroBatcher[int] = MicroBatcher(max_size=10, max_wait_s=60, cost=float, max_cost=10)
+    for item in (4, 4, 4, 4):
+        await batcher.put(item)
+    assert await asyncio.wait_for(batcher.next_batch(), timeout=1) == [4, 4]
+    await batcher.put(3)
+    assert await asyncio.wait_for(batcher.next_batch(), timeout=1) == [4, 4]
+    assert len(batcher) == 1
+
+
+async def test_oversized_input_forms_batch_alone():
+    batcher: MicroBatcher[int] = MicroBatcher(max_size=10, max_wait_s=60, cost=float, max_cost=10)
+    await batcher.put(50)
+    await batcher.put(1)
+    assert await asyncio.wait_for(batcher.next_batch(), timeout=1) == [50]
+    assert len(batcher) == 1
+
+
+async def test_sorted_batch_groups_lengths_and_keeps_oldest():
+    batcher: MicroBatcher[str] = MicroBatcher(max_size=2, max_wait_s=0, max_pending=8, sort_key=len, sort_window=8)
+    for text in ("medium text", "a", "tiny", "a much longer piece of text", "ab", "medium texts"):
+        await batcher.put(text)
+    first = await batcher.next_batch()
+    assert first[0] == "medium text"
+    assert first == ["medium text", "medium texts"]
+    remaining = [await batcher.next_batch() for _ in range(2)]
+    left = sorted(text for batch in remaining for text in batch)
+    assert left == sorted(["a", "tiny", "a much longer piece of text", "ab"])
+    assert remaining[0][0] == "a"

@@ -1,0 +1,173 @@
+"""End-to-end pipeline figures: closed-loop throughput and open-loop latency through a worker."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from streams.settings import Settings
+
+# Seconds a worker may take to load its models and join its group.
+WORKER_START_S = 120.0
+
+
+class Worker:
+    """An ``embedstream worker`` process for one benchmark run."""
+
+    def __init__(self, settings: Settings, log_path: Path) -> None:
+        env = {name: value for name, value in os.environ.items() if not name.startswith("EMBEDSTREAM_")}
+        env.update(settings.environment())
+        env["HF_HUB_OFFLINE"] = "1"
+        self.log_path = log_path
+        with log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "streams.cli", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def check_running(self) -> None:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"the worker exited with status {self.process.returncode}; see {self.log_path}")
+
+
+@dataclass(frozen=True)
+class Throughput:
+    events: int
+    seconds: float
+
+    @property
+    def per_second(self) -> float:
+        return self.events / self.seconds
+
+
+@dataclass(frozen=True)
+class Latency:
+    rate_per_s: float
+    events: int
+    received: int
+    p50_s: float
+    p95_s: float
+    p99_s: float
+
+
+def text_event(text: str, sent_at: float) -> tuple[bytes, bytes]:
+    event_id = uuid.uuid4().hex
+    return event_id.encode(), orjson.dumps({"id": event_id, "text": text, "ts": sent_at})
+
+
+async def _match_consumer(settings: Settings) -> AIOKafkaConsumer:
+    """Return a consumer of the match topic positioned at its end."""
+    consumer = AIOKafkaConsumer(
+        settings.topic_matches, bootstrap_servers=settings.kafka_broker, group_id=None, auto_offset_reset="latest"
+    )
+    await consumer.start()
+    deadline = time.monotonic() + 30
+    # aiokafka offers no event for the first assignment of a group-less subscription.
+    while not consumer.assignment():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no partitions of {settings.topic_matches} were assigned within 30 s")
+        await asyncio.sleep(0.05)
+    await consumer.seek_to_end()
+    for partition in consumer.assignment():
+        await consumer.position(partition)
+    return consumer
+
+
+async def _receive(
+    consumer: AIOKafkaConsumer, count: int, deadline: float, worker: Worker
+) -> list[tuple[float, bytes]]:
+    received: list[tuple[float, bytes]] = []
+    while len(received) < count and time.monotonic() < deadline:
+        worker.check_running()
+        batch = await consumer.getmany(timeout_ms=200)
+        now = time.time()
+        received.extend((now, record.value) for records in batch.values() for record in records)
+    return received
+
+
+async def warm_up(settings: Settings, worker: Worker, texts: Sequence[str], count: int = 64) -> None:
+    """Send events until the worker answers with match events: models loaded, group joined."""
+    consumer = await _match_consumer(settings)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_broker, linger_ms=5)
+    await producer.start()
+    try:
+        for i in range(count):
+            await producer.send(settings.topic_text, text_event(texts[i % len(texts)], time.time())[1])
+        await producer.flush()
+        received = await _receive(consumer, count // 2, time.monotonic() + WORKER_START_S, worker)
+        if len(received) < count // 2:
+            raise RuntimeError(f"the worker answered {len(received)} of {count} warm-up events; see {worker.log_path}")
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+
+async def measure_throughput(settings: Settings, worker: Worker, texts: Sequence[str], count: int) -> Throughput:
+    """Publish ``count`` events at once and time until every match event is consumed."""
+    consumer = await _match_consumer(settings)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_broker, linger_ms=5)
+    await producer.start()
+    try:
+        started = time.time()
+        deliveries = []
+        for i in range(count):
+            key, value = text_event(texts[i % len(texts)], time.time())
+            deliveries.append(await producer.send(settings.topic_text, value, key=key))
+        await asyncio.gather(*deliveries)
+        received = await _receive(consumer, count, time.monotonic() + 600, worker)
+    finally:
+        await producer.stop()
+        await consumer.stop()
+    if len(received) < count:
+        raise RuntimeError(f"only {len(received)} of {count} match events arrived; see {worker.log_path}")
+    return Throughput(count, received[count - 1][0] - started)
+
+
+async def measure_latency(
+    settings: Settings, worker: Worker, texts: Sequence[str], rate_per_s: float, seconds: float
+) -> Latency:
+    """Publish at a fixed rate (open loop: sends never wait for the pipeline) and time each event."""
+    consumer = await _match_consumer(settings)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_broker, linger_ms=0)
+    await producer.start()
+    count = int(rate_per_s * seconds)
+    try:
+        receiving = asyncio.create_task(_receive(consumer, count, time.monotonic() + seconds + 120, worker))
+        started = time.monotonic()
+        for i in range(count):
+            delay = started + i / rate_per_s - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            key, value = text_event(texts[i % len(texts)], time.time())
+            await producer.send(settings.topic_text, value, key=key)
+        received = await receiving
+    finally:
+        await producer.stop()
+        await consumer.stop()
+    latencies = sorted(at - float(orjson.loads(value)["event_time"]) for at, value in received)
+    if not latencies:
+        raise RuntimeError(f"no match event arrived at {rate_per_s}/s; see {worker.log_path}")
+
+    def percentile(fraction: float) -> float:
+        return latencies[min(len(latencies) - 1, int(fraction * len(latencies)))]
+
+    return Latency(rate_per_s, count, len(received), percentile(0.50), percentile(0.95), percentile(0.99))
