@@ -22,8 +22,8 @@ from streams.metrics import WorkerMetrics
 from streams.outputs import Outputs
 from streams.pending import PendingEvent
 from streams.retry import Retrier
-from streams.sink import write_vectors
 from streams.settings import SpaceSettings
+from streams.sink import write_vectors
 from streams.space import Space
 
 logger = logging.getLogger(__name__)
