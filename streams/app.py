@@ -10,6 +10,7 @@ import faust
 
 from encoders.modality import Modality
 from streams.events import SourcePosition
+from streams.kafka_security import faust_credentials
 from streams.outputs import FaustOutputs
 from streams.pipeline import Pipeline
 from streams.settings import Settings
@@ -36,6 +37,7 @@ def app_settings(settings: Settings) -> dict[str, Any]:
     """Return the faust.App keyword arguments for ``settings``."""
     return {
         "broker": faust_broker_url(settings.kafka_broker),
+        "broker_credentials": faust_credentials(settings),
         "store": "memory://",
         "key_serializer": "raw",
         "value_serializer": "raw",

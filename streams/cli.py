@@ -1,4 +1,4 @@
-"""The ``embedstream`` command: worker, publish, tail, search, dev stack and demo."""
+"""The ``embedstream`` command: worker, publish, tail, search, top, dev stack and demo."""
 
 from __future__ import annotations
 
@@ -26,6 +26,9 @@ logger = logging.getLogger(__name__)
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+
+# The worker's web server at the default web_host and web_port.
+DEFAULT_TOP_URL = "http://127.0.0.1:6066"
 
 
 def _metadata(pairs: Sequence[str]) -> dict[str, str | int | float]:
@@ -111,6 +114,13 @@ def _cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_top(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.top import run_top
+
+    token = settings.web_token.get_secret_value() if settings.web_token else None
+    return run_top(args.url, args.interval, token=token)
+
+
 def _cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from streams.demo import run_demo
 
@@ -166,6 +176,13 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--redis-port", type=int, default=6379, help="Redis port (default: 6379)")
     dev.set_defaults(handler=_cmd_dev)
 
+    top = commands.add_parser("top", help="show a running worker's throughput, latency and lag in the terminal")
+    top.add_argument("--url", default=DEFAULT_TOP_URL,
+                     help=f"the worker's web server, or its /metrics URL (default: {DEFAULT_TOP_URL})")
+    top.add_argument("--interval", type=float, default=1.0, metavar="SECONDS",
+                     help="time between two reads of the worker's metrics, s (default: 1)")
+    top.set_defaults(handler=_cmd_top)
+
     demo = commands.add_parser(
         "demo", help="run the whole pipeline on the embedded stack with real sentences and photos"
     )
@@ -179,8 +196,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = Settings()
-    except (ValidationError, SettingsError) as exc:
-        print(f"embedstream: invalid settings:\n{exc}", file=sys.stderr)
+    except ValidationError as exc:
+        # errors() without the input values: they may hold passwords.
+        problems = [
+            f"  {'.'.join(str(part) for part in error['loc']) or 'settings'}: {error['msg']}"
+            for error in exc.errors(include_input=False, include_url=False)
+        ]
+        print("embedstream: invalid settings:\n" + "\n".join(problems), file=sys.stderr)
+        return EXIT_USAGE
+    except SettingsError as exc:
+        print(f"embedstream: invalid settings: {exc}", file=sys.stderr)
         return EXIT_USAGE
     configure_logging(settings.log_level, settings.log_format)
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from streams.kafka_security import aiokafka_security
 from streams.settings import Settings
 
 # Largest record the CLI producer sends, bytes; a photo as base64 JSON can reach
@@ -19,6 +20,7 @@ def producer(settings: Settings) -> AIOKafkaProducer:
         acks="all",
         max_request_size=MAX_REQUEST_BYTES,
         client_id="embedstream-cli",
+        **aiokafka_security(settings),
     )
 
 
@@ -31,4 +33,5 @@ def consumer(settings: Settings, *topics: str, from_beginning: bool) -> AIOKafka
         enable_auto_commit=False,
         auto_offset_reset="earliest" if from_beginning else "latest",
         client_id="embedstream-cli",
+        **aiokafka_security(settings),
     )

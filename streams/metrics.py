@@ -48,6 +48,11 @@ class WorkerMetrics:
             "Input records sent to the dead-letter topic, per rejection reason.",
             ["reason"], registry=registry,
         )
+        self.texts_truncated = Counter(
+            "embedstream_texts_truncated_total",
+            "Texts longer than a space's token window, embedded from their first window of tokens.",
+            ["space"], registry=registry,
+        )
         self.match_events = Counter(
             "embedstream_match_events_total",
             "Match events sent, per space and source modality.",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -25,6 +26,9 @@ SPACE_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 METADATA_FIELD_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 Family = Literal["auto", "clip", "clap", "sentence", "hash"]
+
+# What a worker does with a text longer than a space's token window.
+TextOverWindow = Literal["truncate", "reject"]
 
 # The modalities each model family maps; "auto" spaces take theirs from the model.
 FAMILY_MODALITIES: dict[str, frozenset[Modality]] = {
@@ -177,14 +181,41 @@ class Settings(BaseSettings):
     commit_interval_s: float = Field(
         default=1.0, gt=0, le=600, description="How often stored, acknowledged offsets are committed, s."
     )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="Kafka security protocol: TLS (SSL), SASL, both, or neither."
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        default="PLAIN", description="SASL mechanism for the SASL_* protocols."
+    )
+    kafka_sasl_username: str | None = Field(default=None, description="SASL user name.")
+    kafka_sasl_password: SecretStr | None = Field(
+        default=None, description="SASL password. Never logged; kafka_sasl_password_file reads it from a file."
+    )
+    kafka_sasl_password_file: str | None = Field(
+        default=None, description="File holding the SASL password (a mounted secret), read at start."
+    )
+    kafka_ssl_cafile: str | None = Field(default=None, description="CA bundle that verifies the brokers (PEM).")
+    kafka_ssl_certfile: str | None = Field(default=None, description="Client certificate for mutual TLS (PEM).")
+    kafka_ssl_keyfile: str | None = Field(default=None, description="Private key of the client certificate (PEM).")
 
     # Redis
     redis_url: str = Field(
         default="redis://127.0.0.1:6379/0",
         description="Redis 8 (or Redis Stack) URL with the query engine; rediss:// for TLS.",
+        # The URL may carry a password, so repr() leaves it out; masked() shows it masked.
+        repr=False,
     )
     redis_password: SecretStr | None = Field(
         default=None, description="Redis password; overrides one in the URL. Never logged."
+    )
+    redis_password_file: str | None = Field(
+        default=None, description="File holding the Redis password (a mounted secret), read at start."
+    )
+    redis_username: str | None = Field(
+        default=None, description="Redis ACL user name; overrides one in the URL."
+    )
+    redis_tls_cafile: str | None = Field(
+        default=None, description="CA bundle that verifies a rediss:// server (PEM)."
     )
     key_prefix: str = Field(
         default="es", description="Prefix of every Redis key and index name the worker writes."
@@ -207,7 +238,15 @@ class Settings(BaseSettings):
         default=20 * 1024 * 1024, ge=1, description="Largest input record value accepted, bytes."
     )
     max_text_chars: int = Field(
-        default=20_000, ge=1, description="Longest text accepted, characters (tokens past the model window are cut)."
+        default=20_000, ge=1,
+        description="Longest text accepted, characters; text_over_window sets what happens past a model's "
+        "token window.",
+    )
+    text_over_window: TextOverWindow = Field(
+        default="truncate",
+        description="What a space does with a text longer than its model's token window: truncate embeds "
+        "the first window of tokens and counts the text in embedstream_texts_truncated_total; reject "
+        "dead-letters the text for that space.",
     )
     max_image_pixels: int = Field(
         default=40_000_000, ge=1, description="Largest image accepted, width x height in pixels."
@@ -221,6 +260,17 @@ class Settings(BaseSettings):
         "and the original size is given in a header. Keep it under the broker's message.max.bytes.",
     )
     max_metadata_fields: int = Field(default=32, ge=0, description="Most metadata entries per event.")
+    # A match event carries the metadata of its source and of up to match_k matches,
+    # so with the default match_k of 5 it stays under 100 KiB, a tenth of Kafka's
+    # default message.max.bytes (1 MiB).
+    max_metadata_bytes: int = Field(
+        default=16_384, ge=2, description="Largest metadata object per event, bytes of compact JSON."
+    )
+    max_metadata_key_chars: int = Field(
+        default=64, ge=1,
+        description="Longest metadata key accepted, characters; the default is the longest name a "
+        "metadata_fields entry may have.",
+    )
     max_id_chars: int = Field(default=512, ge=1, description="Longest event id accepted, characters.")
 
     # Operations
@@ -243,6 +293,14 @@ class Settings(BaseSettings):
     )
     web_enabled: bool = Field(default=True, description="Serve the worker's web endpoints.")
     web_port: int = Field(default=6066, ge=0, le=65535, description="Worker web server port.")
+    web_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token the web endpoints require (all but /healthz); unset serves them openly. "
+        "Never logged.",
+    )
+    web_token_file: str | None = Field(
+        default=None, description="File holding the web token (a mounted secret), read at start."
+    )
     web_host: str = Field(default="127.0.0.1", description="Worker web server bind address.")
     data_dir: str = Field(
         default=".embedstream", description="Directory for worker state and the embedded stack."
@@ -258,6 +316,34 @@ class Settings(BaseSettings):
         if not value:
             raise ValueError("at least one embedding space is required")
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_secret_files(cls, values: object) -> object:
+        """Load the passwords and the web token from their *_file settings when given."""
+        if not isinstance(values, dict):
+            return values
+        for secret in ("kafka_sasl_password", "redis_password", "web_token"):
+            path = values.get(f"{secret}_file")
+            if path and not values.get(secret):
+                try:
+                    values[secret] = Path(str(path)).read_text().strip()
+                except OSError as exc:
+                    raise ValueError(f"cannot read {secret}_file {path!r}: {exc.strerror}") from exc
+        return values
+
+    @model_validator(mode="after")
+    def _check_security(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                f"kafka_security_protocol {self.kafka_security_protocol} needs kafka_sasl_username and "
+                "kafka_sasl_password (or kafka_sasl_password_file)"
+            )
+        if self.redis_tls_cafile and not self.redis_url.startswith("rediss://"):
+            raise ValueError("redis_tls_cafile is set but redis_url does not start with rediss://")
+        return self
 
     @model_validator(mode="after")
     def _check_heartbeat(self) -> Settings:
@@ -300,8 +386,9 @@ class Settings(BaseSettings):
         """
         variables: dict[str, str] = {}
         for name, value in self.model_dump(mode="json").items():
-            if name == "redis_password" and self.redis_password is not None:
-                value = self.redis_password.get_secret_value()
+            secret = getattr(self, name)
+            if isinstance(secret, SecretStr):
+                value = secret.get_secret_value()
             if value is None:
                 continue
             variables[f"{ENV_PREFIX}{name.upper()}"] = (
@@ -312,8 +399,9 @@ class Settings(BaseSettings):
     def masked(self) -> dict[str, object]:
         """Return the settings as a dict for the start-up log, secrets masked."""
         values = self.model_dump(mode="json")
-        if self.redis_password is not None:
-            values["redis_password"] = "**********"
+        for name in values:
+            if isinstance(getattr(self, name), SecretStr):
+                values[name] = "**********"
         values["redis_url"] = mask_url_password(self.redis_url)
         return values
 

@@ -7,6 +7,7 @@ import logging
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from encoders.modality import Modality
+from streams.kafka_security import aiokafka_security
 from streams.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -22,7 +23,9 @@ def topic_names(settings: Settings) -> list[str]:
 
 async def create_topics(settings: Settings) -> list[str]:
     """Create the missing topics with the configured partitions; return those created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_broker, client_id="embedstream-admin")
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_broker, client_id="embedstream-admin", **aiokafka_security(settings)
+    )
     await admin.start()
     try:
         existing = set(await admin.list_topics())

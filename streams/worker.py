@@ -9,6 +9,7 @@ from pathlib import Path
 
 import faust
 import transformers
+from mode import Service
 
 from encoders.base import Encoder
 from encoders.loading import load_encoder
@@ -18,6 +19,7 @@ from streams.pipeline import Pipeline
 from streams.redis_client import connect_redis
 from streams.settings import Settings, SpaceSettings
 from streams.space import space_modalities
+from streams.web import MonitoringServer
 
 logger = logging.getLogger(__name__)
 
@@ -62,9 +64,12 @@ def run_worker(settings: Settings) -> int:
     (Path(settings.data_dir) / "faust").mkdir(parents=True, exist_ok=True)
     pipeline = Pipeline(settings, encoders)
     app = build_app(settings, pipeline)
+    services: list[Service] = [pipeline]
+    if settings.web_enabled:
+        services.append(MonitoringServer(settings, pipeline.metrics, pipeline.feed, pipeline.ready.is_set))
     worker = faust.Worker(
         app,
-        pipeline,
+        *services,
         loglevel=settings.log_level,
         quiet=True,
         redirect_stdouts=False,

@@ -1,20 +1,28 @@
-"""Static checks of docker-compose.yml and the Dockerfile, which need no Docker.
+"""Static checks of docker-compose.yml, the Dockerfile and the monitoring files, which need no Docker.
 
-The checks tie the files to the code: worker variables must be Settings fields, and
-the addresses the workers get must be where the Kafka and Redis services listen.
+The checks tie the files to the code: worker variables must be Settings fields, the
+addresses the workers get must be where the Kafka and Redis services listen,
+Prometheus must scrape the workers' web ports, and the Grafana dashboard may query
+only metrics and labels that WorkerMetrics declares.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import shlex
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from prometheus_client.metrics import MetricWrapperBase
 
+from streams.metrics import WorkerMetrics
 from streams.settings import ENV_PREFIX, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -282,3 +290,247 @@ def test_dockerfile_installs_torch_from_index_then_package() -> None:
     assert torch_step is not None, "no RUN installs torch from TORCH_INDEX_URL"
     assert package_step is not None, "no RUN installs the package with pip install ."
     assert torch_step < package_step, "torch must be installed before the package, or pip picks another build"
+
+
+# Prometheus and Grafana
+
+PROMETHEUS_SERVICE = "prometheus"
+GRAFANA_SERVICE = "grafana"
+
+# Port that Prometheus listens on unless --web.listen-address says otherwise.
+PROMETHEUS_DEFAULT_PORT = 9090
+
+# Labels that Prometheus attaches to every scraped series, besides the worker's own.
+PROMETHEUS_TARGET_LABELS = frozenset({"instance", "job"})
+
+METRIC_NAME = re.compile(r"\bembedstream_[A-Za-z0-9_]+")
+GROUPING = re.compile(r"\b(?:by|without)\s*\(([^)]*)\)")
+MATCHER = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*(?:=~|!~|!=|=)")
+SELECTOR = re.compile(r"\{([^{}]*)\}")
+LEGEND_LABEL = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+# Sample names of each metric type, after the name that prometheus_client's collect() gives.
+TYPE_SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
+
+
+def bind_mounts(service: dict[str, Any]) -> list[tuple[Path, str]]:
+    """Return (host path, container path) of each bind mount; named volumes are left out."""
+    mounts = []
+    for volume in service.get("volumes", []):
+        if isinstance(volume, dict):
+            if volume.get("type") == "bind":
+                mounts.append((ROOT / volume["source"], volume["target"]))
+            continue
+        source, target = str(volume).split(":")[:2]
+        if source.startswith((".", "/")):
+            mounts.append((ROOT / source, target))
+    return mounts
+
+
+def host_path(service: dict[str, Any], container_path: str) -> Path | None:
+    """Return the host file or folder that a bind mount puts at ``container_path``."""
+    for source, target in bind_mounts(service):
+        if container_path == target or container_path.startswith(target.rstrip("/") + "/"):
+            return source / container_path[len(target):].lstrip("/")
+    return None
+
+
+def command_option(service: dict[str, Any], option: str) -> str | None:
+    """Return the value of ``--option=value`` in a service's command."""
+    command = service.get("command") or []
+    if isinstance(command, str):
+        command = shlex.split(command)
+    for argument in command:
+        name, separator, value = str(argument).partition("=")
+        if separator and name == option:
+            return value
+    return None
+
+
+@pytest.fixture(scope="module")
+def prometheus_config(services: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    prometheus = services[PROMETHEUS_SERVICE]
+    config_path = command_option(prometheus, "--config.file")
+    assert config_path, "the prometheus service sets no --config.file"
+    source = host_path(prometheus, config_path)
+    assert source is not None, f"no bind mount provides {config_path} to the prometheus service"
+    assert source.is_file(), f"{source} (mounted at {config_path}) is missing"
+    config: dict[str, Any] = yaml.safe_load(source.read_text())
+    return config
+
+
+def scrape_targets(config: dict[str, Any]) -> list[tuple[str, int, str, dict[str, str]]]:
+    """Return (host, port, metrics path, target labels) of each static scrape target."""
+    targets = []
+    for job in config.get("scrape_configs", []):
+        path = job.get("metrics_path", "/metrics")
+        for group in job.get("static_configs", []):
+            for target in group.get("targets", []):
+                host, port = target.rsplit(":", 1)
+                targets.append((host, int(port), path, group.get("labels", {})))
+    return targets
+
+
+def grafana_provisioning(services: dict[str, dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    """Return the parsed provisioning files of ``kind`` (datasources or dashboards)."""
+    folder = host_path(services[GRAFANA_SERVICE], f"/etc/grafana/provisioning/{kind}")
+    assert folder is not None, f"no bind mount provides /etc/grafana/provisioning/{kind} to Grafana"
+    files = sorted(folder.glob("*.y*ml"))
+    assert files, f"{folder} has no provisioning file"
+    return [yaml.safe_load(path.read_text()) for path in files]
+
+
+@pytest.fixture(scope="module")
+def dashboards(services: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    loaded = []
+    for provisioning in grafana_provisioning(services, "dashboards"):
+        for provider in provisioning.get("providers", []):
+            folder = host_path(services[GRAFANA_SERVICE], provider["options"]["path"])
+            assert folder is not None, f"dashboard path {provider['options']['path']} is not mounted into Grafana"
+            loaded += [json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))]
+    assert loaded, "Grafana provisions no dashboard"
+    return loaded
+
+
+def panel_targets(dashboards: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """Return (panel title, panel, target) of every query in every dashboard, rows included."""
+    found = []
+    for dashboard in dashboards:
+        panels = list(dashboard.get("panels", []))
+        while panels:
+            panel = panels.pop()
+            panels += panel.get("panels", [])
+            for target in panel.get("targets", []):
+                found.append((panel.get("title", "?"), panel, target))
+    return found
+
+
+def worker_metric_labels() -> dict[str, frozenset[str]]:
+    """Return each sample name the worker exposes, with its label names, from WorkerMetrics."""
+    exposed: dict[str, frozenset[str]] = {}
+    for metric in vars(WorkerMetrics()).values():
+        if not isinstance(metric, MetricWrapperBase):
+            continue
+        # prometheus_client has no public accessor for a metric's label names.
+        labels = frozenset(metric._labelnames)
+        for family in metric.describe():
+            for suffix in TYPE_SUFFIXES[family.type]:
+                exposed[f"{family.name}{suffix}"] = labels | ({"le"} if suffix == "_bucket" else set())
+    return exposed
+
+
+def test_prometheus_scrapes_every_worker_on_its_web_port(
+    services: dict[str, dict[str, Any]], prometheus_config: dict[str, Any]
+) -> None:
+    targets = scrape_targets(prometheus_config)
+    scraped = {host for host, _, _, _ in targets}
+
+    assert CPU_WORKER in scraped, f"Prometheus does not scrape the {CPU_WORKER!r} service: {targets}"
+    assert scraped == set(WORKERS), f"Prometheus scrapes {sorted(scraped)}, expected the workers {list(WORKERS)}"
+    for host, port, path, _ in targets:
+        web_port = int(environment_of(services[host])["EMBEDSTREAM_WEB_PORT"])
+        assert port == web_port, f"Prometheus scrapes {host}:{port}, but {host} serves on {web_port}"
+        assert port in container_ports(services[host]), f"{host} does not publish the scraped port {port}"
+        assert path == "/metrics", f"Prometheus scrapes {host} at {path}, but the worker serves /metrics"
+
+
+def test_prometheus_config_passes_promtool(prometheus_config: dict[str, Any], tmp_path: Path) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        message = "promtool is missing; install it with apt-get install prometheus (.ci/run does)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}; CI must run this test")
+        pytest.skip(message)
+    config_file = tmp_path / "prometheus.yml"
+    config_file.write_text(yaml.safe_dump(prometheus_config))
+
+    checked = subprocess.run(
+        [promtool, "check", "config", str(config_file)], capture_output=True, text=True, timeout=30, check=False
+    )
+
+    assert checked.returncode == 0, f"promtool check config failed:\n{checked.stdout}{checked.stderr}"
+
+
+@pytest.mark.parametrize("service", [PROMETHEUS_SERVICE, GRAFANA_SERVICE])
+def test_monitoring_service_mounts_existing_files(services: dict[str, dict[str, Any]], service: str) -> None:
+    mounts = bind_mounts(services[service])
+
+    assert mounts, f"{service} mounts nothing from the repository"
+    for source, target in mounts:
+        assert source.exists(), f"{service} mounts {source.relative_to(ROOT)} at {target}, but it is missing"
+
+
+def test_grafana_datasource_is_prometheus_service(services: dict[str, dict[str, Any]]) -> None:
+    sources = [source for document in grafana_provisioning(services, "datasources")
+               for source in document.get("datasources", [])]
+    prometheus_sources = [source for source in sources if source.get("type") == "prometheus"]
+    listen = command_option(services[PROMETHEUS_SERVICE], "--web.listen-address")
+    expected_port = int(listen.rsplit(":", 1)[1]) if listen else PROMETHEUS_DEFAULT_PORT
+
+    assert len(prometheus_sources) == 1, f"expected one Prometheus data source, found {prometheus_sources}"
+    url = urlsplit(prometheus_sources[0]["url"])
+    assert url.hostname == PROMETHEUS_SERVICE, f"the data source points at {url.hostname!r}, not the prometheus service"
+    assert url.port == expected_port, f"the data source uses port {url.port}, Prometheus listens on {expected_port}"
+
+
+def test_grafana_panels_use_provisioned_datasource(
+    services: dict[str, dict[str, Any]], dashboards: list[dict[str, Any]]
+) -> None:
+    uids = {source.get("uid") for document in grafana_provisioning(services, "datasources")
+            for source in document.get("datasources", [])}
+
+    for title, panel, target in panel_targets(dashboards):
+        for datasource in (panel.get("datasource"), target.get("datasource")):
+            if isinstance(datasource, dict):
+                uid = datasource.get("uid")
+                assert uid in uids, f"panel {title!r} uses data source {uid!r}, not one of {sorted(uids)}"
+
+
+def test_grafana_dashboard_metrics_exist_in_worker_metrics(dashboards: list[dict[str, Any]]) -> None:
+    exposed = worker_metric_labels()
+    queries = panel_targets(dashboards)
+
+    assert queries, "the dashboards have no queries"
+    for title, _, target in queries:
+        names = METRIC_NAME.findall(target.get("expr", ""))
+        assert names, f"panel {title!r} queries no embedstream metric: {target.get('expr')!r}"
+        for name in names:
+            assert name in exposed, f"panel {title!r} queries {name}, which WorkerMetrics does not expose"
+
+
+def test_grafana_dashboard_shows_every_worker_metric(dashboards: list[dict[str, Any]]) -> None:
+    queried = {name for _, _, target in panel_targets(dashboards) for name in METRIC_NAME.findall(target["expr"])}
+    families = {
+        family.name
+        for metric in vars(WorkerMetrics()).values()
+        if isinstance(metric, MetricWrapperBase)
+        for family in metric.describe()
+    }
+
+    for family in sorted(families):
+        assert any(name.startswith(family) for name in queried), f"no dashboard panel shows {family}"
+
+
+def test_grafana_dashboard_labels_exist(
+    dashboards: list[dict[str, Any]], prometheus_config: dict[str, Any]
+) -> None:
+    exposed = worker_metric_labels()
+    target_labels = {name for _, _, _, labels in scrape_targets(prometheus_config) for name in labels}
+
+    for title, _, target in panel_targets(dashboards):
+        expr = target["expr"]
+        allowed = PROMETHEUS_TARGET_LABELS | target_labels
+        for name in METRIC_NAME.findall(expr):
+            allowed |= exposed.get(name, frozenset())
+        used = {label.strip() for group in GROUPING.findall(expr) for label in group.split(",") if label.strip()}
+        used |= {label for selector in SELECTOR.findall(expr) for label in MATCHER.findall(selector)}
+        used |= set(LEGEND_LABEL.findall(target.get("legendFormat", "")))
+        unknown = used - allowed
+        assert not unknown, f"panel {title!r} uses labels {sorted(unknown)} that its metrics lack"
+
+
+def test_published_ports_bind_to_loopback(services: dict[str, dict[str, Any]]) -> None:
+    for name, service in services.items():
+        for entry in service.get("ports", []):
+            published = entry.get("host_ip") if isinstance(entry, dict) else str(entry).split(":")[0]
+            assert published == "127.0.0.1", f"{name} publishes {entry} beyond the loopback interface"
