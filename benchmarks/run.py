@@ -102,12 +102,17 @@ def stage_means(web_port: int) -> dict[str, float]:
 
 def run_pipeline(
     endpoints: StackEndpoints, model: str, batch_size: int, events: int, texts: list[str], workdir: Path,
-    latency_fractions: tuple[float, ...] = (),
+    latency_fractions: tuple[float, ...] = (), workers: int = 1,
 ) -> tuple[float, list[tuple[float, float, float, float, int, int]], dict[str, float]]:
     web_port = _free_port()
     settings = pipeline_settings(endpoints, model, batch_size, web_port, str(workdir / f"data-{batch_size}"))
     asyncio.run(create_topics(settings))
     worker = Worker(settings, workdir / f"worker-{batch_size}.log")
+    # Further workers join the same group; only the first serves /metrics.
+    others = [
+        Worker(settings.model_copy(update={"web_enabled": False}), workdir / f"worker-{batch_size}-{n}.log")
+        for n in range(1, workers)
+    ]
     try:
         asyncio.run(warm_up(settings, worker, texts))
         throughput = asyncio.run(measure_throughput(settings, worker, texts, events)).per_second
@@ -120,6 +125,8 @@ def run_pipeline(
         stages = stage_means(web_port)
     finally:
         worker.stop()
+        for other in others:
+            other.stop()
     return throughput, latencies, stages
 
 
@@ -168,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pipeline batch {PIPELINE_BATCH_SIZE}: {batched:.1f} events/s", flush=True)
         per_event, _, per_event_stages = run_pipeline(endpoints, model, 1, PER_EVENT_EVENTS, texts, workdir)
         print(f"pipeline batch 1: {per_event:.1f} events/s", flush=True)
+        two_workers, _, _ = run_pipeline(
+            endpoints, model, PIPELINE_BATCH_SIZE, BATCHED_EVENTS, texts, workdir, workers=2
+        )
+        print(f"pipeline batch {PIPELINE_BATCH_SIZE}, two workers: {two_workers:.1f} events/s", flush=True)
         redis = asyncio.run(measure_redis(endpoints.redis_url, vectors=args.redis_vectors))
         print(f"redis: {redis}", flush=True)
 
@@ -182,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         f"| per event, max batch 1 | {per_event:.1f} | "
         f"{per_event / bare[1].per_second:.2f} x bare encoder at batch 1 |",
         f"| micro-batched / per event | | {batched / per_event:.2f} |",
+        f"| two workers in one group, max batch {PIPELINE_BATCH_SIZE} | {two_workers:.1f} | "
+        f"{two_workers / batched:.2f} x one worker |",
         "",
         "| load (open loop) | rate (events/s) | p50 (ms) | p95 (ms) | p99 (ms) | sent | matched |",
         "|---|---|---|---|---|---|---|",
