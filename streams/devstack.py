@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import importlib.resources
 import json
 import logging
@@ -260,8 +261,11 @@ def _advertised_brokers(metadata: bytes) -> list[tuple[str, int]]:
     return brokers
 
 
-def _probe_broker(port: int) -> None:
-    """Check that the broker responds to a Metadata request and advertises this port."""
+def _probe_broker(port: int, advertised_port: int | None = None) -> None:
+    """Check that the broker responds to a Metadata request and advertises the expected port.
+
+    The expected port is ``advertised_port`` if given, else the port the probe connects to.
+    """
     try:
         with socket.create_connection((LOOPBACK_HOST, port), timeout=PROBE_TIMEOUT_S) as sock:
             _check_metadata_supported(_kafka_request(sock, _API_VERSIONS_KEY, 0, b""))
@@ -272,8 +276,9 @@ def _probe_broker(port: int) -> None:
         raise _NotReady(str(exc)) from exc
     except (struct.error, UnicodeDecodeError) as exc:
         raise StackError(f"broker sent a malformed response: {exc}") from exc
-    if (LOOPBACK_HOST, port) not in brokers:
-        raise StackError(f"broker advertises {brokers}, expected {LOOPBACK_HOST}:{port}")
+    expected_port = advertised_port if advertised_port is not None else port
+    if (LOOPBACK_HOST, expected_port) not in brokers:
+        raise StackError(f"broker advertises {brokers}, expected {LOOPBACK_HOST}:{expected_port}")
 
 
 # Server processes
@@ -290,27 +295,38 @@ class _ServerSpec:
     probe: Callable[[int], None]
 
 
-def _broker_spec(state_dir: Path, port: int) -> _ServerSpec:
-    url = f"tcp://{LOOPBACK_HOST}:{port}"
+def _broker_spec(state_dir: Path, port: int, advertised_port: int | None = None) -> _ServerSpec:
+    """Describe the broker listening on ``port`` and advertising ``advertised_port`` (default: ``port``)."""
+    advertised = advertised_port if advertised_port is not None else port
     argv = (
         str(_broker_binary()),
         "broker",
-        "--listener-url", url,
-        "--advertised-listener-url", url,
+        "--listener-url", f"tcp://{LOOPBACK_HOST}:{port}",
+        "--advertised-listener-url", f"tcp://{LOOPBACK_HOST}:{advertised}",
         "--storage-engine", BROKER_STORAGE_ENGINE,
     )  # fmt: skip
-    return _ServerSpec("broker", argv, port, state_dir / BROKER_LOG_NAME, _probe_broker)
+    probe = functools.partial(_probe_broker, advertised_port=advertised)
+    return _ServerSpec("broker", argv, port, state_dir / BROKER_LOG_NAME, probe)
 
 
-def _redis_spec(state_dir: Path, port: int) -> _ServerSpec:
+def _redis_spec(state_dir: Path, port: int, persistence: bool = False) -> _ServerSpec:
+    """Describe Redis on ``port``. With ``persistence``, an append-only file keeps its data across restarts."""
     data_dir = state_dir / "redis"
     data_dir.mkdir(parents=True, exist_ok=True)
+    durability: tuple[str, ...]
+    if persistence:
+        # Redis writes the file before it replies (flushAppendOnlyFile in Redis's aof.c),
+        # and with appendfsync always it also fsyncs it then, so every acknowledged write
+        # survives a SIGKILL or a machine crash. Redis 7+ keeps it in data_dir/appendonlydir.
+        durability = ("--appendonly", "yes", "--appendfsync", "always")
+    else:
+        durability = ("--appendonly", "no")
     argv = (
         str(_redis_binary()),
         "--bind", LOOPBACK_HOST,
         "--port", str(port),
         "--save", "",
-        "--appendonly", "no",
+        *durability,
         "--dir", str(data_dir),
         "--protected-mode", "yes",
         "--loadmodule", str(_redisearch_module()),
@@ -494,12 +510,35 @@ class EmbeddedStack:
     the first start. Later starts and the per-server restarts for fault tests reuse the
     same ports. The broker stores everything in memory, so stop_broker loses every
     topic, committed offset and consumer group.
+
+    ``redis_persistence`` turns on Redis's append-only file in the state directory, so
+    that stop_redis and start_redis keep the data and the search indexes.
+    ``advertised_kafka_port`` makes the broker, which listens on ``kafka_port``, tell
+    clients to connect to that port instead, where a test runs a TCP proxy in front of
+    the broker. The endpoints then name the advertised port. A client that bootstraps
+    from ``kafka_port`` directly still moves to the advertised port after its first
+    metadata response.
     """
 
-    def __init__(self, state_dir: Path, *, kafka_port: int = 0, redis_port: int = 0) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        kafka_port: int = 0,
+        redis_port: int = 0,
+        redis_persistence: bool = False,
+        advertised_kafka_port: int | None = None,
+    ) -> None:
+        if advertised_kafka_port is not None and not 0 < advertised_kafka_port < 65536:
+            raise StackError(
+                f"invalid advertised_kafka_port {advertised_kafka_port}: give the port, 1 to 65535, "
+                "on which a proxy forwards to the broker"
+            )
         self._state_dir = Path(state_dir)
         self._kafka_port = kafka_port
         self._redis_port = redis_port
+        self._redis_persistence = redis_persistence
+        self._advertised_kafka_port = advertised_kafka_port
         self._broker_spec: _ServerSpec | None = None
         self._redis_spec: _ServerSpec | None = None
         self._broker: _ServerProcess | None = None
@@ -531,12 +570,13 @@ class EmbeddedStack:
         self._state_dir.mkdir(parents=True, exist_ok=True)
         self._kafka_port = self._kafka_port or _pick_free_port()
         self._redis_port = self._redis_port or _pick_free_port()
-        self._redis_spec = _redis_spec(self._state_dir, self._redis_port)
-        self._broker_spec = _broker_spec(self._state_dir, self._kafka_port)
+        self._redis_spec = _redis_spec(self._state_dir, self._redis_port, self._redis_persistence)
+        self._broker_spec = _broker_spec(self._state_dir, self._kafka_port, self._advertised_kafka_port)
 
         specs = [self._redis_spec, self._broker_spec]
         self._redis, self._broker = _start_servers(specs, detached=False, timeout_s=timeout_s)
-        self._endpoints = _endpoints(self._kafka_port, self._redis_port)
+        client_kafka_port = self._advertised_kafka_port or self._kafka_port
+        self._endpoints = _endpoints(client_kafka_port, self._redis_port)
         return self._endpoints
 
     def stop(self, timeout_s: float = 10.0) -> None:
@@ -548,13 +588,16 @@ class EmbeddedStack:
             self._endpoints = None
 
     def stop_redis(self, timeout_s: float = 10.0) -> None:
-        """Stop Redis and forget its data; does nothing if it is not running."""
+        """Stop Redis, losing its data unless redis_persistence is on; does nothing if it is not running."""
         if self._redis is not None:
             self._redis.stop(timeout_s)
             self._redis = None
 
     def start_redis(self, timeout_s: float = 30.0) -> None:
-        """Start Redis again on its port, empty, and wait until it responds."""
+        """Start Redis again on its port and wait until it responds.
+
+        It starts empty, or with redis_persistence, with the data and indexes it had.
+        """
         self._redis = self._restart(self._redis_spec, self._redis, timeout_s)
 
     def stop_broker(self, timeout_s: float = 10.0) -> None:

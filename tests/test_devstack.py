@@ -16,6 +16,7 @@ import pytest
 import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError
 from redis.commands.search.field import VectorField
 from redis.commands.search.index_definition import IndexDefinition, IndexType
 from redis.commands.search.query import Query
@@ -23,6 +24,7 @@ from redis.commands.search.query import Query
 from streams import devstack
 from streams.devstack import EmbeddedStack, StackEndpoints, dev_down, dev_status, dev_up
 from streams.errors import StackError
+from tests.faults.proxy import TcpProxy
 
 # Tansu delays each JoinGroup response by about half the session timeout, in whole
 # seconds, so aiokafka's default of 10 s would add 5 s to every test that joins a group.
@@ -206,6 +208,75 @@ async def test_restart_broker_keeps_port_and_drops_topics(own_stack: EmbeddedSta
     assert own_stack.endpoints == endpoints
     # The memory storage engine is the only one in this Tansu build (BROKER_STORAGE_ENGINE).
     assert topic not in await list_topics(endpoints), "topic survived a broker restart"
+
+
+@pytest.mark.timeout(60)
+def test_restart_redis_with_persistence_keeps_data_and_index(tmp_path: Path) -> None:
+    index = unique_name("index")
+    prefix = f"{index}:"
+    with EmbeddedStack(tmp_path / "stack", redis_persistence=True) as embedded:
+        endpoints = embedded.endpoints
+        client = redis_client(endpoints)
+        try:
+            client.ft(index).create_index(
+                [VectorField("vec", "FLAT", {"TYPE": "FLOAT32", "DIM": 2, "DISTANCE_METRIC": "COSINE"})],
+                definition=IndexDefinition(prefix=[prefix], index_type=IndexType.HASH),
+            )
+            client.hset(f"{prefix}east", mapping={"vec": struct.pack("<2f", 1.0, 0.0)})
+            client.set("before-restart", "1")
+        finally:
+            client.close()
+
+        embedded.stop_redis()
+        assert not redis_answers(endpoints), "Redis still answers after stop_redis"
+        embedded.start_redis()
+
+        client = redis_client(endpoints)
+        try:
+            assert client.get("before-restart") == b"1", "Redis lost a key across a restart"
+            indexes = [name.decode() for name in client.execute_command("FT._LIST")]
+            query = Query("*=>[KNN 1 @vec $query AS distance]").return_fields("distance").dialect(2)
+            result = client.ft(index).search(query, {"query": struct.pack("<2f", 0.9, 0.1)})
+        finally:
+            client.close()
+
+    assert indexes == [index], "the search index did not survive the restart"
+    assert [document.id for document in result.docs] == [f"{prefix}east"]
+    assert (tmp_path / "stack" / "redis" / "appendonlydir").is_dir(), "no append-only file in the state dir"
+
+
+@pytest.mark.timeout(60)
+async def test_advertised_port_routes_clients_through_proxy(tmp_path: Path) -> None:
+    kafka_port = free_port()
+    with TcpProxy(kafka_port) as proxy:
+        embedded = EmbeddedStack(tmp_path / "stack", kafka_port=kafka_port, advertised_kafka_port=proxy.port)
+        endpoints = await asyncio.to_thread(embedded.start)
+        try:
+            # The broker itself, asked on its own port, names the proxy's port.
+            devstack._probe_broker(kafka_port, advertised_port=proxy.port)
+            with pytest.raises(StackError, match="advertises"):
+                devstack._probe_broker(kafka_port)
+
+            topic = unique_name("topic")
+            await create_topic(endpoints, topic)
+            assert topic in await list_topics(endpoints)
+            assert proxy.accepted > 0, "the admin client bypassed the proxy"
+
+            await asyncio.to_thread(proxy.cut)
+            with pytest.raises(KafkaConnectionError):
+                await asyncio.wait_for(list_topics(endpoints), RECEIVE_TIMEOUT_S)
+            await asyncio.to_thread(proxy.restore)
+            assert topic in await list_topics(endpoints)
+        finally:
+            await asyncio.to_thread(embedded.stop)
+
+    assert endpoints.kafka_broker == f"127.0.0.1:{proxy.port}"
+
+
+@pytest.mark.parametrize("port", [0, -1, 65536])
+def test_invalid_advertised_port_raises(tmp_path: Path, port: int) -> None:
+    with pytest.raises(StackError, match=f"invalid advertised_kafka_port {port}"):
+        EmbeddedStack(tmp_path, advertised_kafka_port=port)
 
 
 @pytest.mark.timeout(30)
