@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
+from redis.exceptions import ResponseError
 
 from encoders.base import Prepared
 from encoders.batching import MicroBatcher
@@ -27,6 +29,8 @@ from streams.sink import write_vectors
 from streams.space import Space
 
 logger = logging.getLogger(__name__)
+
+ResultT = TypeVar("ResultT")
 
 
 # English text averages about four characters per WordPiece or BPE token; an
@@ -199,7 +203,7 @@ class Lane:
         index = self.space.index
         with self._timed("redis_write"):
             await self.retrier.run(
-                lambda: write_vectors(index, events, vectors, previews),
+                lambda: self._on_index(write_vectors(index, events, vectors, previews)),
                 "redis_write", f"storing {len(events)} vectors in index {index.name}",
             )
         self.metrics.events_embedded.labels(space, modality).inc(len(events))
@@ -211,7 +215,7 @@ class Lane:
         settings = self.space.settings
         with self._timed("redis_search"):
             found = await self.retrier.run(
-                lambda: search_matches(index, requests, settings.match_k, settings.min_similarity),
+                lambda: self._on_index(search_matches(index, requests, settings.match_k, settings.min_similarity)),
                 "redis_search", f"searching matches of {len(events)} vectors in index {index.name}",
             )
         records = [
@@ -236,6 +240,21 @@ class Lane:
             "batch done lane=%s size=%d rejected=%d match_events=%d",
             self.name, len(item.batch), len(item.rejected), len(records),
         )
+
+    async def _on_index(self, operation: Awaitable[ResultT]) -> ResultT:
+        """Await a Redis operation; if the index is gone, create it again before the retry.
+
+        A Redis server restarted without its data (no persistence, or a failover to
+        an empty replica) has no index, so every search fails until one exists.
+        FT.CREATE also indexes the keys already stored under the prefix.
+        """
+        try:
+            return await operation
+        except ResponseError as exc:
+            if "unknown index" in str(exc).lower() or "no such index" in str(exc).lower():
+                logger.warning("index %s is missing in Redis; creating it again", self.space.index.name)
+                await self.space.index.ensure()
+            raise
 
     def _observe_stage(self, stage: str, seconds: float) -> None:
         self.metrics.stage_duration.labels(self.space.name, str(self.modality), stage).observe(seconds)

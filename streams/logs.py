@@ -36,10 +36,37 @@ class JsonFormatter(logging.Formatter):
 JsonFormatter.converter = time.gmtime
 
 
+class RepeatFilter(logging.Filter):
+    """Passes one record per logger and message template per interval, counting the rest.
+
+    aiokafka logs a connection failure at ERROR on every reconnect attempt, over a
+    thousand lines in a 20 s broker outage; this keeps one line per interval with
+    the number held back.
+    """
+
+    def __init__(self, interval_s: float) -> None:
+        super().__init__()
+        self._limiter = RateLimitedLog(interval_s)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        suppressed = self._limiter.allow(f"{record.name}:{record.msg}")
+        if suppressed is None:
+            return False
+        if suppressed:
+            record.msg = f"{record.msg} ({suppressed} more like this held back)"
+        return True
+
+
+# Least seconds between two records of one template from the Kafka client library.
+CLIENT_REPEAT_INTERVAL_S = 10.0
+
+
 def configure_logging(level: str, log_format: Literal["text", "json"] = "text") -> None:
     """Send log records to standard error; called by entry points only, never on import."""
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(LOG_FORMAT))
+    repeats = RepeatFilter(CLIENT_REPEAT_INTERVAL_S)
+    handler.addFilter(lambda record: not record.name.startswith("aiokafka") or repeats.filter(record))
     logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
     for name in ("streams", "encoders"):
         logging.getLogger(name).setLevel(level)

@@ -41,3 +41,16 @@ def test_json_format_includes_exception():
         record = logging.LogRecord("streams", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
     document = orjson.loads(JsonFormatter().format(record))
     assert "ValueError: broken input" in document["error"]
+
+
+def test_repeat_filter_holds_back_repeats():
+    from streams.logs import RepeatFilter
+
+    repeats = RepeatFilter(interval_s=60)
+
+    def record(message: str) -> logging.LogRecord:
+        return logging.LogRecord("aiokafka", logging.ERROR, __file__, 1, message, ("127.0.0.1:9",), None)
+
+    assert repeats.filter(record('Unable connect to "%s"'))
+    assert not repeats.filter(record('Unable connect to "%s"'))
+    assert repeats.filter(record("another message %s"))

@@ -102,3 +102,35 @@ def test_worker_killed_mid_stream_loses_nothing(
 
     asyncio.run(second.wait_for(all_stored, 120, f"all {total} events after the restart"))
     assert len(asyncio.run(stored_keys(settings, space.name))) == total
+
+
+def test_lost_index_created_again(stack: StackEndpoints, start_worker: Callable[..., WorkerProcess]) -> None:
+    space = SpaceSettings(name="hashed", model="hash:16", modalities=("text",), min_similarity=-1.0)
+    settings = isolated_settings(stack, [space], **FAST_JOIN)
+    asyncio.run(create_topics(settings))
+    worker = start_worker(settings)
+
+    def events(prefix: str) -> list[tuple[bytes, bytes]]:
+        return [
+            (f"{prefix}{n}".encode(), orjson.dumps({"id": f"{prefix}{n}", "text": f"{prefix} {n}"})) for n in range(5)
+        ]
+
+    async def stored(count: int) -> bool:
+        return len(await stored_keys(settings, space.name)) == count
+
+    asyncio.run(send_records(settings, settings.topic_text, events("before")))
+    asyncio.run(worker.wait_for(lambda: stored(5), 60, "the first events stored"))
+
+    async def drop_index_and_documents() -> None:
+        client = aioredis.Redis.from_url(settings.redis_url)
+        try:
+            await client.execute_command("FT.DROPINDEX", f"{settings.key_prefix}:idx:{space.name}", "DD")
+        finally:
+            await client.aclose()
+
+    # As after a restart of a Redis without persistence: no index and no documents.
+    asyncio.run(drop_index_and_documents())
+    asyncio.run(send_records(settings, settings.topic_text, events("after")))
+    asyncio.run(worker.wait_for(lambda: stored(5), 60, "the later events stored after the index was lost"))
+    assert "creating it again" in worker.log_text()
+    assert worker.running
