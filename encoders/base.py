@@ -15,6 +15,7 @@ from PIL import Image
 from encoders.audio_decoding import Waveform
 from encoders.errors import EncoderError
 from encoders.modality import Modality
+from encoders.tokenizing import TokenCount
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +95,16 @@ class Encoder(ABC):
             tensors = self._preprocess(modality, inputs)
         return Prepared(modality=modality, count=len(inputs), tensors=tensors)
 
+    def count_text_tokens(self, text: str) -> TokenCount | None:
+        """Count the tokens of `text` against the model's text window; None if the model has no window.
+
+        Takes the preprocessing lock, because the tokenizer is the one `preprocess` uses.
+        """
+        if Modality.TEXT not in self.modalities:
+            return None
+        with self._preprocess_lock:
+            return self._count_text_tokens(text)
+
     def forward(self, prepared: Prepared) -> np.ndarray:
         """Run the model on a prepared batch and return float32 unit vectors, shape [count, dim]."""
         self._check_usable(prepared.modality)
@@ -143,6 +154,10 @@ class Encoder(ABC):
     @abstractmethod
     def _preprocess(self, modality: Modality, inputs: Sequence[object]) -> dict[str, torch.Tensor]:
         """Build CPU tensors for a non-empty batch whose input types are already checked."""
+
+    def _count_text_tokens(self, text: str) -> TokenCount | None:
+        """Count tokens for `count_text_tokens`; encoders that never truncate text keep this default."""
+        return None
 
     @abstractmethod
     def _embed(self, modality: Modality, tensors: dict[str, torch.Tensor]) -> torch.Tensor:

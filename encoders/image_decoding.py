@@ -144,24 +144,36 @@ def _high_depth_to_rgb(image: Image.Image) -> Image.Image:
     "I;16*" is divided by 257. "I" is kept when it fits 0..255, divided by 257
     when it fits 0..65535, and otherwise stretched from its min..max. "F" is
     multiplied by 255 when it fits 0..1 and otherwise stretched from min..max.
-    NaN becomes 0.
+    NaN and infinities become 0.
+
+    The arithmetic runs in place on one float32 copy. A float64 pipeline with
+    temporary arrays peaked at 1.28 GB (measured with tracemalloc) for a 78 kB PNG
+    of 40 million 16-bit pixels, which max_image_pixels allows by default.
     """
-    values = np.nan_to_num(np.asarray(image).astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    # float32 keeps 24 bits of mantissa, more than the 8 bits each output value keeps.
+    values = np.asarray(image, dtype=np.float32)
+    if not values.flags.writeable:
+        values = values.copy()
+    np.nan_to_num(values, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
     low = float(values.min()) if values.size else 0.0
     high = float(values.max()) if values.size else 0.0
 
     if image.mode.startswith("I;16"):
-        scaled = values / _SIXTEEN_TO_EIGHT_BIT
+        values /= _SIXTEEN_TO_EIGHT_BIT
     elif image.mode == "I" and low >= 0 and high <= 255:
-        scaled = values
+        pass
     elif image.mode == "I" and low >= 0 and high <= 65535:
-        scaled = values / _SIXTEEN_TO_EIGHT_BIT
+        values /= _SIXTEEN_TO_EIGHT_BIT
     elif image.mode == "F" and low >= 0 and high <= 1:
-        scaled = values * 255.0
+        values *= 255.0
     elif high > low:
-        scaled = (values - low) * (255.0 / (high - low))
+        # Scaling before the shift keeps float32 from overflowing on a range near its maximum.
+        scale = 255.0 / (high - low)
+        values *= scale
+        values -= low * scale
     else:
-        scaled = np.zeros_like(values)
+        values.fill(0.0)
 
-    grey = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
-    return Image.fromarray(grey).convert("RGB")
+    np.rint(values, out=values)
+    np.clip(values, 0, 255, out=values)
+    return Image.fromarray(values.astype(np.uint8)).convert("RGB")

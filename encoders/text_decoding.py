@@ -1,6 +1,13 @@
-"""Validation of one text input before tokenisation."""
+"""Validation of one text input before tokenisation, and the rejection of a text past a token window."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from encoders.errors import EncoderError, InputRejected
+
+if TYPE_CHECKING:
+    from encoders.tokenizing import TokenCount
 
 
 def decode_text(text: str, max_chars: int) -> str:
@@ -20,3 +27,11 @@ def decode_text(text: str, max_chars: int) -> str:
             f"text has {len(stripped)} chars after stripping, limit is {max_chars}",
         )
     return stripped
+
+
+def over_window_rejection(count: TokenCount) -> InputRejected:
+    """Return the rejection of a text with more tokens than its model's window, naming both counts."""
+    return InputRejected(
+        "text_over_window",
+        f"text has {count.tokens} tokens, over the model's window of {count.window} tokens",
+    )

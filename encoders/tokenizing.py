@@ -1,6 +1,7 @@
 """Tokenisation of a text batch, truncated to the model's window."""
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from transformers import PreTrainedTokenizerBase
@@ -24,6 +25,27 @@ def text_window(tokenizer: PreTrainedTokenizerBase, *limits: int | None) -> int:
     if not candidates:
         raise EncoderError("no text window: neither the tokenizer nor the model sets a max length")
     return min(candidates)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenCount:
+    """The tokens of one text, special tokens included, and the window of the model that reads it."""
+
+    tokens: int
+    window: int
+
+    @property
+    def over_window(self) -> bool:
+        """Whether `tokenize` would cut the text."""
+        return self.tokens > self.window
+
+
+def count_tokens(tokenizer: PreTrainedTokenizerBase, text: str, window: int) -> TokenCount:
+    """Count the tokens `tokenize` would make of `text` before truncating it to `window`."""
+    # verbose=False keeps transformers from warning that the text is longer than
+    # the model's maximum, which is what the caller wants to find out.
+    encoded = tokenizer(text, truncation=False, verbose=False, return_attention_mask=False)
+    return TokenCount(len(encoded["input_ids"]), window)
 
 
 def tokenize(

@@ -11,6 +11,8 @@ from concurrent.futures import Executor
 from encoders.decoding import decode_audio, decode_image, decode_text
 from encoders.errors import InputRejected
 from encoders.modality import Modality
+from encoders.text_decoding import over_window_rejection
+from encoders.tokenizing import TokenCount
 from streams.deadletter import Rejection, RejectionLog
 from streams.events import EventLimits, InputEvent, InvalidEvent, SourcePosition, parse_record
 from streams.lane import Lane
@@ -89,6 +91,11 @@ class Admission:
         if not lanes:
             # The worker subscribes only to topics of modalities that some space embeds.
             raise RuntimeError(f"no space embeds {modality} records, but one arrived at {position}")
+        if isinstance(content, str):
+            lanes = await self._fit_token_windows(event, content, lanes, key, value)
+            if not lanes:
+                done()
+                return
         record_time = record_timestamp_s if record_timestamp_s is not None else time.time()
         pending = PendingEvent(
             event, content, key, value, len(lanes), done, record_time, time.monotonic(), preview
@@ -105,6 +112,34 @@ class Admission:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.decode_executor, self._decode_media, event.modality, data)
 
+    async def _fit_token_windows(
+        self, event: InputEvent, text: str, lanes: Sequence[Lane], key: bytes | None, value: bytes | None
+    ) -> list[Lane]:
+        """Return the lanes that embed ``text``, applying ``text_over_window`` to each space's window.
+
+        A space rejects a text over its window only under "reject", and then the record
+        goes to the dead-letter topic once for that space.
+        """
+        loop = asyncio.get_running_loop()
+        counts = await loop.run_in_executor(self.decode_executor, _count_tokens, text, lanes)
+        accepted: list[Lane] = []
+        for lane, count in zip(lanes, counts, strict=True):
+            if count is None or not count.over_window:
+                accepted.append(lane)
+                continue
+            space = lane.space.name
+            if self.limits.text_over_window == "reject":
+                error = over_window_rejection(count)
+                await self._reject(Rejection(error.reason, error.detail, event.position, event.id, space), key, value)
+                continue
+            self.metrics.texts_truncated.labels(space).inc()
+            logger.debug(
+                "text truncated to the token window id=%s space=%s tokens=%d window=%d",
+                event.id, space, count.tokens, count.window,
+            )
+            accepted.append(lane)
+        return accepted
+
     def _decode_media(self, modality: Modality, data: bytes) -> tuple[object, str]:
         content: object
         if modality is Modality.IMAGE:
@@ -120,3 +155,7 @@ class Admission:
             "produce", f"sending a dead-letter record for {rejection.position}",
         )
         self.metrics.events_deadlettered.labels(rejection.reason).inc()
+
+
+def _count_tokens(text: str, lanes: Sequence[Lane]) -> list[TokenCount | None]:
+    return [lane.space.encoder.count_text_tokens(text) for lane in lanes]

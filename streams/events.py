@@ -13,10 +13,12 @@ import binascii
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Any, Self
 
 import orjson
 
 from encoders.modality import Modality
+from streams.settings import Settings, TextOverWindow
 
 MetadataValue = str | int | float
 
@@ -56,14 +58,39 @@ class SourcePosition:
         return f"{self.topic}[{self.partition}]@{self.offset}"
 
 
+def _setting_default(name: str) -> Any:
+    return Settings.model_fields[name].default
+
+
 @dataclass(frozen=True, slots=True)
 class EventLimits:
-    """Bounds checked before any payload is decoded."""
+    """Bounds checked before any payload is decoded, and what to do with text past a token window.
 
-    max_record_bytes: int
-    max_text_chars: int
-    max_metadata_fields: int
-    max_id_chars: int
+    Each field defaults to the Settings field of the same name.
+    """
+
+    max_record_bytes: int = _setting_default("max_record_bytes")
+    max_text_chars: int = _setting_default("max_text_chars")
+    max_metadata_fields: int = _setting_default("max_metadata_fields")
+    max_id_chars: int = _setting_default("max_id_chars")
+    max_metadata_bytes: int = _setting_default("max_metadata_bytes")
+    max_metadata_key_chars: int = _setting_default("max_metadata_key_chars")
+    # Admission applies this per space after decoding, because each encoder has a window of its own.
+    # RUF009 cannot tell that the Literal alias is an immutable str.
+    text_over_window: TextOverWindow = _setting_default("text_over_window")  # noqa: RUF009
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        """Return the limits that ``settings`` configure."""
+        return cls(
+            max_record_bytes=settings.max_record_bytes,
+            max_text_chars=settings.max_text_chars,
+            max_metadata_fields=settings.max_metadata_fields,
+            max_id_chars=settings.max_id_chars,
+            max_metadata_bytes=settings.max_metadata_bytes,
+            max_metadata_key_chars=settings.max_metadata_key_chars,
+            text_over_window=settings.text_over_window,
+        )
 
 
 @dataclass(slots=True)
@@ -163,6 +190,8 @@ def _check_id(event_id: str, position: SourcePosition, limits: EventLimits) -> s
             f"record at {position} has an id of {len(event_id)} characters, over the limit of "
             f"{limits.max_id_chars}",
         )
+    # RediSearch 2.10.5, the module of the embedded stack, returns a hit whose key contains
+    # NUL without its fields, so such an item could be stored but never read back from a search.
     if "\x00" in event_id:
         raise InvalidEvent("invalid_id", f"record at {position} has a NUL character in its id")
     return event_id
@@ -220,6 +249,12 @@ def _parse_metadata(raw: object, limits: EventLimits) -> dict[str, MetadataValue
         )
     metadata: dict[str, MetadataValue] = {}
     for name, value in raw.items():
+        if len(name) > limits.max_metadata_key_chars:
+            raise InvalidEvent(
+                "invalid_metadata",
+                f"metadata key starting {name[:40]!r} has {len(name)} characters, over the limit of "
+                f"{limits.max_metadata_key_chars}",
+            )
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise InvalidEvent(
                 "invalid_metadata",
@@ -234,6 +269,15 @@ def _parse_metadata(raw: object, limits: EventLimits) -> dict[str, MetadataValue
                 f"{MAX_METADATA_VALUE_CHARS}",
             )
         metadata[name] = value
+
+    # The size counts as the metadata is stored: the JSON blob in Redis and the
+    # object in each match event.
+    size = len(orjson.dumps(metadata))
+    if size > limits.max_metadata_bytes:
+        raise InvalidEvent(
+            "invalid_metadata",
+            f"\"metadata\" is {size} bytes as JSON, over the limit of {limits.max_metadata_bytes}",
+        )
     return metadata
 
 

@@ -25,13 +25,24 @@ FIELD_PREVIEW = "preview"
 METADATA_TAG_PREFIX = "meta_"
 
 # Characters that RediSearch's query syntax gives a meaning inside a TAG value
-# (RediSearch docs, "Query syntax: tag fields"); each must be escaped with a backslash.
-_TAG_SPECIAL = re.compile(r"([,.<>{}\[\]\"':;!@#$%^&*()\-+=~|/\\ ?])")
+# (RediSearch docs, "Query syntax: tag fields"), each escaped with a backslash.
+# The backtick and ASCII whitespace are escaped too, because they end a tag value.
+# Non-ASCII whitespace stays unescaped, because escaping it stops a match.
+# tests/fuzz/test_redis_names.py checks every ASCII punctuation and whitespace character.
+_TAG_SPECIAL = re.compile(r"([,.<>{}\[\]\"':;!@#$%^&*()\-+=~|/\\?` \t\n\r\x0b\x0c])")
+
+# RediSearch trims ASCII whitespace from both ends of a tag when it indexes one.
+_TAG_TRIMMED = " \t\n\r\x0b\x0c"
 
 
 def escape_tag(value: str) -> str:
-    """Escape ``value`` for use inside a TAG query ``@field:{...}``."""
-    return _TAG_SPECIAL.sub(r"\\\1", value)
+    """Escape ``value`` for use inside a TAG query ``@field:{...}``, trimmed as stored tags are.
+
+    NOTE: RediSearch splits a stored value into several tags at the field's
+    separator, a comma by default, so a filter value that contains a comma matches
+    nothing. Control characters other than whitespace cannot be matched either.
+    """
+    return _TAG_SPECIAL.sub(r"\\\1", value.strip(_TAG_TRIMMED))
 
 
 class SpaceIndex:

@@ -98,12 +98,7 @@ class Pipeline(Service):
                 lane = Lane(space, modality, outputs, rejections, retrier, self.metrics, self.feed)
                 self.lanes.setdefault(modality, []).append(lane)
                 self.add_future(self._run_lane(lane))
-        limits = EventLimits(
-            max_record_bytes=settings.max_record_bytes,
-            max_text_chars=settings.max_text_chars,
-            max_metadata_fields=settings.max_metadata_fields,
-            max_id_chars=settings.max_id_chars,
-        )
+        limits = EventLimits.from_settings(settings)
         self._admission = Admission(
             self.lanes, outputs, rejections, limits, settings.max_image_pixels,
             settings.max_audio_seconds, self.decode_executor, retrier, self.metrics, settings.store_previews,

@@ -7,11 +7,21 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from aiokafka.errors import KafkaError
+from faust.exceptions import ProducerSendError
+from redis.exceptions import RedisError
+
 from streams.metrics import WorkerMetrics
 
 logger = logging.getLogger(__name__)
 
 ResultT = TypeVar("ResultT")
+
+# Failures of a server or the network, which pass. Anything else is a bug that a
+# retry would repeat forever, so it propagates and stops the worker (see Pipeline).
+RETRIED_ERRORS: tuple[type[BaseException], ...] = (
+    RedisError, KafkaError, ProducerSendError, OSError, TimeoutError
+)
 
 # First pause after a failure; each further failure doubles it up to the cap.
 INITIAL_BACKOFF_S = 0.1
@@ -39,7 +49,7 @@ class Retrier:
                 return await operation()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
+            except RETRIED_ERRORS as exc:
                 self.metrics.retries.labels(name).inc()
                 logger.warning(
                     "%s failed (attempt %d), retrying in %.1f s: %s: %s",

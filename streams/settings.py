@@ -27,7 +27,7 @@ METADATA_FIELD_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 Family = Literal["auto", "clip", "clap", "sentence", "hash"]
 
-# What a worker does with a text longer than a space's token window.
+# Policy for a text longer than a space's token window.
 TextOverWindow = Literal["truncate", "reject"]
 
 # The modalities each model family maps; "auto" spaces take theirs from the model.
@@ -239,8 +239,8 @@ class Settings(BaseSettings):
     )
     max_text_chars: int = Field(
         default=20_000, ge=1,
-        description="Longest text accepted, characters; text_over_window sets what happens past a model's "
-        "token window.",
+        description="Maximum text length accepted, characters; text_over_window sets what happens past a "
+        "model's token window.",
     )
     text_over_window: TextOverWindow = Field(
         default="truncate",
@@ -264,12 +264,12 @@ class Settings(BaseSettings):
     # so with the default match_k of 5 it stays under 100 KiB, a tenth of Kafka's
     # default message.max.bytes (1 MiB).
     max_metadata_bytes: int = Field(
-        default=16_384, ge=2, description="Largest metadata object per event, bytes of compact JSON."
+        default=16_384, ge=2, description="Maximum size of an event's metadata as compact JSON, bytes."
     )
     max_metadata_key_chars: int = Field(
         default=64, ge=1,
-        description="Longest metadata key accepted, characters; the default is the longest name a "
-        "metadata_fields entry may have.",
+        description="Maximum metadata key length accepted, characters; the default is the maximum length "
+        "of a metadata_fields entry.",
     )
     max_id_chars: int = Field(default=512, ge=1, description="Longest event id accepted, characters.")
 

@@ -1,15 +1,24 @@
 """Validation of input records: every rejection reason and the accepted shapes."""
 
 import base64
+import os
 
 import orjson
 import pytest
 
 from encoders.modality import Modality
 from streams.events import EventLimits, InvalidEvent, SourcePosition, parse_record
+from streams.settings import ENV_PREFIX, Settings
 
 POSITION = SourcePosition("embed.text", 2, 41)
-LIMITS = EventLimits(max_record_bytes=1000, max_text_chars=50, max_metadata_fields=3, max_id_chars=20)
+LIMITS = EventLimits(
+    max_record_bytes=1000,
+    max_text_chars=50,
+    max_metadata_fields=3,
+    max_id_chars=20,
+    max_metadata_bytes=60,
+    max_metadata_key_chars=8,
+)
 
 
 def parse(value: bytes, modality: Modality = Modality.TEXT, key: bytes | None = None):
@@ -69,7 +78,13 @@ def test_parse_image_json_and_raw():
         (b'{"id": "a", "text": "t", "metadata": {"a": true}}', Modality.TEXT, None, "invalid_metadata"),
         (b'{"id": "a", "text": "t", "metadata": {"a": 1, "b": 2, "c": 3, "d": 4}}', Modality.TEXT, None,
          "invalid_metadata"),
+        (b'{"id": "a", "text": "t", "metadata": {"k": "' + b"v" * 60 + b'"}}', Modality.TEXT, None,
+         "invalid_metadata"),
+        (b'{"id": "a", "text": "t", "metadata": {"' + b"k" * 9 + b'": 1}}', Modality.TEXT, None, "invalid_metadata"),
+        (b'{"id": "a", "text": "t", "metadata": {"n": 1e400}}', Modality.TEXT, None, "invalid_json"),
         (b'{"id": "a", "text": "t", "ts": "yesterday"}', Modality.TEXT, None, "invalid_timestamp"),
+        (b'{"id": "a", "text": "t", "ts": NaN}', Modality.TEXT, None, "invalid_json"),
+        (b'{"id": "a", "text": "t", "ts": -1e400}', Modality.TEXT, None, "invalid_json"),
         (b'{"id": "a", "text": "t", "ts": -5}', Modality.TEXT, None, "invalid_timestamp"),
         (b'{"id": "a", "data": "%%%not base64"}', Modality.IMAGE, None, "invalid_base64"),
         (b'{"id": "a", "data": 12}', Modality.IMAGE, None, "invalid_payload"),
@@ -88,3 +103,45 @@ def test_rejection_keeps_event_id():
     assert caught.value.event_id == "keep-me"
     assert caught.value.reason == "empty_text"
 
+
+def test_metadata_at_limits_accepted():
+    # {"kkkkkkkk":"v...v"} with a 45-character value is 60 bytes of compact JSON.
+    metadata = {"k" * 8: "v" * 45}
+    assert len(orjson.dumps(metadata)) == LIMITS.max_metadata_bytes
+
+    event = parse(orjson.dumps({"id": "a", "text": "t", "metadata": metadata}))
+
+    assert event.metadata == metadata
+
+
+def test_metadata_size_detail_names_limit():
+    with pytest.raises(InvalidEvent) as caught:
+        parse(b'{"id": "a", "text": "t", "metadata": {"k": "' + b"v" * 60 + b'"}}')
+
+    assert "68 bytes" in caught.value.detail
+    assert "60" in caught.value.detail
+
+
+def test_metadata_huge_numbers_stay_finite():
+    event = parse(b'{"id": "a", "text": "t", "metadata": {"big": 18446744073709551616, "max": 1.7e308}}')
+
+    assert event.metadata == {"big": 18446744073709551616.0, "max": 1.7e308}
+
+
+def test_limits_from_settings_copy_each_field():
+    settings = Settings(
+        max_record_bytes=11, max_text_chars=12, max_metadata_fields=13, max_id_chars=14,
+        max_metadata_bytes=15, max_metadata_key_chars=16, text_over_window="reject",
+    )
+
+    limits = EventLimits.from_settings(settings)
+
+    assert limits == EventLimits(11, 12, 13, 14, 15, 16, "reject")
+
+
+def test_limits_default_to_settings_defaults(monkeypatch):
+    for name in list(os.environ):
+        if name.startswith(ENV_PREFIX):
+            monkeypatch.delenv(name)
+
+    assert EventLimits() == EventLimits.from_settings(Settings())
