@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import signal
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +75,24 @@ def text_event(text: str, sent_at: float) -> tuple[bytes, bytes]:
     return event_id.encode(), orjson.dumps({"id": event_id, "text": text, "ts": sent_at})
 
 
+def image_event(data: bytes, sent_at: float) -> tuple[bytes, bytes]:
+    event_id = uuid.uuid4().hex
+    encoded = base64.b64encode(data).decode("ascii")
+    return event_id.encode(), orjson.dumps({"id": event_id, "data": encoded, "ts": sent_at})
+
+
+def make_events(payloads: Sequence[str] | Sequence[bytes]) -> Callable[[int], tuple[bytes, bytes]]:
+    """Return a function that builds the i-th event from ``payloads``: texts or image files' bytes."""
+
+    def event(i: int) -> tuple[bytes, bytes]:
+        payload = payloads[i % len(payloads)]
+        if isinstance(payload, bytes):
+            return image_event(payload, time.time())
+        return text_event(payload, time.time())
+
+    return event
+
+
 async def _match_consumer(settings: Settings) -> AIOKafkaConsumer:
     """Return a consumer of the match topic positioned at its end."""
     consumer = AIOKafkaConsumer(
@@ -104,14 +123,17 @@ async def _receive(
     return received
 
 
-async def warm_up(settings: Settings, worker: Worker, texts: Sequence[str], count: int = 64) -> None:
+async def warm_up(
+    settings: Settings, worker: Worker, texts: Sequence[str] | Sequence[bytes], count: int = 64, topic: str = ""
+) -> None:
     """Send events until the worker answers with match events: models loaded, group joined."""
     consumer = await _match_consumer(settings)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_broker, linger_ms=5)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_broker, linger_ms=5, max_request_size=8 << 20)
     await producer.start()
     try:
+        event = make_events(texts)
         for i in range(count):
-            await producer.send(settings.topic_text, text_event(texts[i % len(texts)], time.time())[1])
+            await producer.send(topic or settings.topic_text, event(i)[1])
         await producer.flush()
         received = await _receive(consumer, count // 2, time.monotonic() + WORKER_START_S, worker)
         if len(received) < count // 2:
@@ -121,17 +143,20 @@ async def warm_up(settings: Settings, worker: Worker, texts: Sequence[str], coun
         await consumer.stop()
 
 
-async def measure_throughput(settings: Settings, worker: Worker, texts: Sequence[str], count: int) -> Throughput:
+async def measure_throughput(
+    settings: Settings, worker: Worker, texts: Sequence[str] | Sequence[bytes], count: int, topic: str = ""
+) -> Throughput:
     """Publish ``count`` events at once and time until every match event is consumed."""
     consumer = await _match_consumer(settings)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_broker, linger_ms=5)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_broker, linger_ms=5, max_request_size=8 << 20)
     await producer.start()
     try:
         started = time.time()
         deliveries = []
+        event = make_events(texts)
         for i in range(count):
-            key, value = text_event(texts[i % len(texts)], time.time())
-            deliveries.append(await producer.send(settings.topic_text, value, key=key))
+            key, value = event(i)
+            deliveries.append(await producer.send(topic or settings.topic_text, value, key=key))
         await asyncio.gather(*deliveries)
         received = await _receive(consumer, count, time.monotonic() + 600, worker)
     finally:

@@ -65,13 +65,19 @@ def commit() -> str:
 
 
 def pipeline_settings(
-    endpoints: StackEndpoints, model: str, batch_size: int, web_port: int, data_dir: str
+    endpoints: StackEndpoints, model: str, batch_size: int, web_port: int, data_dir: str, image: bool = False
 ) -> Settings:
     tag = f"b{batch_size}-{int(time.time() * 1000) % 10_000_000}"
-    space = SpaceSettings(
-        name="text", model=model, family="sentence", max_batch_size=batch_size, max_wait_ms=20,
-        match_k=1, min_similarity=-1.0,
-    )
+    if image:
+        space = SpaceSettings(
+            name="clip", model=model, family="clip", modalities=(Modality.IMAGE,), max_batch_size=batch_size,
+            max_wait_ms=20, match_k=1, min_similarity=-1.0,
+        )
+    else:
+        space = SpaceSettings(
+            name="text", model=model, family="sentence", max_batch_size=batch_size, max_wait_ms=20,
+            match_k=1, min_similarity=-1.0,
+        )
     return Settings(
         **endpoints.settings_values(),  # type: ignore[arg-type]
         app_id=f"bench-{tag}", topic_text=f"text-{tag}", topic_image=f"image-{tag}", topic_audio=f"audio-{tag}",
@@ -130,6 +136,44 @@ def run_pipeline(
     return throughput, latencies, stages
 
 
+IMAGE_BATCH_SIZES = (1, 8, 32)
+IMAGE_BATCH_SIZE = 32
+IMAGE_EVENTS = 192
+PHOTOS = ("rocket.jpg", "astronaut.png", "coffee.png", "chelsea.png", "camera.png", "horse.png")
+
+
+def run_images(endpoints: StackEndpoints, workdir: Path) -> tuple[dict[int, EncoderFigure], float]:
+    """Measure the CLIP-shaped image encoder bare and through a worker."""
+    import importlib.resources
+
+    from encoders.decoding import decode_image
+    from encoders.standins import build_clip_shaped
+
+    photo_dir = importlib.resources.files("skimage") / "data"
+    files = [(photo_dir / name).read_bytes() for name in PHOTOS]
+    model = str(build_clip_shaped(workdir / "clip-shaped"))
+    encoder = load_encoder(model, device="cpu", dtype="fp32")
+    images = [decode_image(data, 100_000_000) for data in files] * 11
+    bare = {size: measure_encoder(encoder, Modality.IMAGE, images, size) for size in IMAGE_BATCH_SIZES}
+    for size, figure in bare.items():
+        print(f"bare CLIP-shaped batch {size}: {figure.per_second:.1f} images/s", flush=True)
+    encoder.close()
+
+    web_port = _free_port()
+    settings = pipeline_settings(endpoints, model, IMAGE_BATCH_SIZE, web_port, str(workdir / "data-image"), image=True)
+    asyncio.run(create_topics(settings))
+    worker = Worker(settings, workdir / "worker-image.log")
+    try:
+        asyncio.run(warm_up(settings, worker, files, count=32, topic=settings.topic_image))
+        pipeline = asyncio.run(
+            measure_throughput(settings, worker, files, IMAGE_EVENTS, topic=settings.topic_image)
+        ).per_second
+    finally:
+        worker.stop()
+    print(f"pipeline CLIP-shaped batch {IMAGE_BATCH_SIZE}: {pipeline:.1f} images/s", flush=True)
+    return bare, pipeline
+
+
 def _free_port() -> int:
     import socket
 
@@ -181,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pipeline batch {PIPELINE_BATCH_SIZE}, two workers: {two_workers:.1f} events/s", flush=True)
         redis = asyncio.run(measure_redis(endpoints.redis_url, vectors=args.redis_vectors))
         print(f"redis: {redis}", flush=True)
+        image_bare, image_pipeline = run_images(endpoints, workdir)
 
     lines += [
         "## Text: all-MiniLM-L6-v2 on the CPU", "",
@@ -221,6 +266,17 @@ def main(argv: list[str] | None = None) -> int:
         f"| insert (pipelines of 32) | {redis.inserts_per_s:.0f} |",
         f"| KNN k=5, unfiltered (pipelines of 32) | {redis.searches_per_s:.0f} |",
         f"| KNN k=5, TAG pre-filter matching half the index | {redis.filtered_searches_per_s:.0f} |",
+        "",
+    ]
+    lines += [
+        "## Images: an untrained model with the layer sizes of openai/clip-vit-base-patch32, on the CPU", "",
+        "The scikit-image photographs, decoded; preprocessing (resize, crop, normalise) and forward pass.", "",
+        "| batch size | bare encoder (images/s) |", "|---|---|",
+        *(f"| {size} | {figure.per_second:.1f} |" for size, figure in image_bare.items()),
+        "",
+        f"Pipeline, image space, max batch {IMAGE_BATCH_SIZE}, base64 JSON events: {image_pipeline:.1f} images/s, "
+        f"{image_pipeline / image_bare[IMAGE_BATCH_SIZE].per_second:.2f} x the bare encoder at batch "
+        f"{IMAGE_BATCH_SIZE}.",
         "",
     ]
     report = "\n".join(lines)

@@ -79,6 +79,41 @@ def build_tiny_clip(directory: Path, *, seed: int = 0) -> Path:
     return directory
 
 
+def build_clip_shaped(directory: Path, *, seed: int = 0) -> Path:
+    """Save an untrained CLIPModel with the layer sizes of openai/clip-vit-base-patch32.
+
+    Its forward pass costs what the real model's does, so benchmarks can measure
+    image throughput without the real weights; its vectors mean nothing.
+    """
+    tokenizer = _packaged_tokenizer()
+    text_tower = {**_text_tower(tokenizer), "max_position_embeddings": 77}
+    text_tower.update(hidden_size=512, intermediate_size=2048, num_hidden_layers=12, num_attention_heads=8)
+    config = CLIPConfig(
+        text_config=text_tower,
+        vision_config={
+            "hidden_size": 768,
+            "intermediate_size": 3072,
+            "num_hidden_layers": 12,
+            "num_attention_heads": 12,
+            "image_size": 224,
+            "patch_size": 32,
+        },
+        projection_dim=512,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = CLIPModel(config)
+    image_processor = CLIPImageProcessorPil(
+        size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224}
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    image_processor.save_pretrained(directory)
+    logger.info("saved CLIP-shaped untrained model directory=%s seed=%d", directory, seed)
+    return directory
+
+
 def build_tiny_clap(directory: Path, *, seed: int = 0, fused: bool = False) -> Path:
     """Save a tiny ClapModel, tokenizer and ClapFeatureExtractor into `directory`.
 

@@ -155,6 +155,10 @@ class Lane:
 
     async def _prepare_batches(self, output: asyncio.Queue[_PreparedBatch]) -> None:
         while True:
+            # Close the next batch only once the forward stage has taken the previous one:
+            # a batch formed earlier would close small under a trickle of input, and small
+            # batches are what make a CPU encoder fall behind.
+            await output.join()
             batch = await self.batcher.next_batch()
             self._observe_batch(batch)
             try:
@@ -171,6 +175,7 @@ class Lane:
     ) -> None:
         while True:
             item = await source.get()
+            source.task_done()
             batch = list(item.batch)
             if item.prepared is None:
                 embedded, rejected = await self._split_and_embed(batch, item.error)
