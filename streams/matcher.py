@@ -51,7 +51,7 @@ def knn_query(
 
     ``targets`` None searches every modality without a filter. With a TAG pre-filter
     RediSearch checks the filter per candidate or falls back to brute force; at 100,000
-    vectors a half-matching filter ran at 92% of the unfiltered rate
+    vectors a half-matching filter ran at 82-92% of the unfiltered rate
     (benchmarks/redis_index.py, docs/benchmarks.md). ``tag_filters`` maps TAG attribute
     names (indexed metadata fields) to the value a hit must have.
     """
