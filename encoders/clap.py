@@ -18,7 +18,7 @@ from encoders.audio_decoding import Waveform, resample
 from encoders.base import Encoder
 from encoders.errors import EncoderError, InputRejected, ModelLoadError
 from encoders.modality import Modality
-from encoders.pretrained import config_int, load_weights, pooled_features, sub_config
+from encoders.pretrained import config_int, load_processor, load_weights, pooled_features, sub_config
 from encoders.tokenizing import TokenCount, count_tokens, text_window, tokenize
 
 
@@ -89,14 +89,9 @@ class ClapEncoder(Encoder):
         if not isinstance(model, ClapModel):
             raise ModelLoadError(f"cannot load {model_name!r}: expected a ClapModel checkpoint")
         tokenizer = AutoTokenizer.from_pretrained(model_name, **hub_options)
-        feature_extractor = AutoFeatureExtractor.from_pretrained(
-            model_name, **hub_options
+        feature_extractor = load_processor(
+            AutoFeatureExtractor, ClapFeatureExtractor, "feature extractor", model_name, hub_options
         )
-        if not isinstance(feature_extractor, ClapFeatureExtractor):
-            raise ModelLoadError(
-                f"cannot load {model_name!r}: its feature extractor is a "
-                f"{type(feature_extractor).__name__}, expected a ClapFeatureExtractor"
-            )
         return cls(
             model_name=model_name,
             model=model,

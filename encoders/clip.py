@@ -17,7 +17,7 @@ from transformers.models.auto.image_processing_auto import AutoImageProcessor
 from encoders.base import Encoder
 from encoders.errors import EncoderError, ModelLoadError
 from encoders.modality import Modality
-from encoders.pretrained import config_int, load_weights, pooled_features, sub_config
+from encoders.pretrained import config_int, load_processor, load_weights, pooled_features, sub_config
 from encoders.tokenizing import TokenCount, count_tokens, text_window, tokenize
 
 
@@ -71,14 +71,9 @@ class ClipEncoder(Encoder):
         if not isinstance(model, CLIPModel):
             raise ModelLoadError(f"cannot load {model_name!r}: expected a CLIPModel checkpoint")
         tokenizer = AutoTokenizer.from_pretrained(model_name, **hub_options)
-        image_processor = AutoImageProcessor.from_pretrained(
-            model_name, **hub_options
+        image_processor = load_processor(
+            AutoImageProcessor, BaseImageProcessor, "image processor", model_name, hub_options
         )
-        if not isinstance(image_processor, BaseImageProcessor):
-            raise ModelLoadError(
-                f"cannot load {model_name!r}: its image processor is a "
-                f"{type(image_processor).__name__}, expected a BaseImageProcessor"
-            )
         return cls(
             model_name=model_name,
             model=model,

@@ -1,11 +1,13 @@
 """Loading of Hugging Face weights and configs, and reading their feature outputs."""
 
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from transformers import PreTrainedConfig, PreTrainedModel
 
 from encoders.errors import EncoderError, ModelLoadError
+
+ProcessorT = TypeVar("ProcessorT")
 
 # How many missing parameter names an error message lists before it stops.
 _MISSING_KEYS_SHOWN = 5
@@ -57,6 +59,22 @@ def load_weights(
     module.eval()
     module.to(device)
     return model
+
+
+def load_processor(
+    auto_class: Any, expected_class: type[ProcessorT], kind: str, model_name: str, hub_options: dict[str, Any]
+) -> ProcessorT:
+    """Load an image processor or feature extractor with `auto_class` and check its class.
+
+    `kind` names it in the error, for example "image processor".
+    """
+    processor = auto_class.from_pretrained(model_name, **hub_options)
+    if not isinstance(processor, expected_class):
+        raise ModelLoadError(
+            f"cannot load {model_name!r}: its {kind} is a {type(processor).__name__}, "
+            f"expected a {expected_class.__name__}"
+        )
+    return processor
 
 
 def sub_config(config: PreTrainedConfig, name: str) -> PreTrainedConfig:
