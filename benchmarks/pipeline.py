@@ -126,7 +126,7 @@ async def _receive(
 async def warm_up(
     settings: Settings, worker: Worker, texts: Sequence[str] | Sequence[bytes], count: int = 64, topic: str = ""
 ) -> None:
-    """Send events until the worker answers with match events: models loaded, group joined."""
+    """Send events until the worker emits match events, which shows its models are loaded and its group joined."""
     consumer = await _match_consumer(settings)
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_broker, linger_ms=5, max_request_size=8 << 20)
     await producer.start()
@@ -137,7 +137,10 @@ async def warm_up(
         await producer.flush()
         received = await _receive(consumer, count // 2, time.monotonic() + WORKER_START_S, worker)
         if len(received) < count // 2:
-            raise RuntimeError(f"the worker answered {len(received)} of {count} warm-up events; see {worker.log_path}")
+            raise RuntimeError(
+                f"the worker emitted match events for {len(received)} of {count} warm-up events; "
+                f"see {worker.log_path}"
+            )
     finally:
         await producer.stop()
         await consumer.stop()

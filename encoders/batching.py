@@ -51,7 +51,7 @@ class MicroBatcher(Generic[ItemT]):
         self.cost = cost if cost is not None else (lambda item: 1.0)
         self.max_cost = max_cost
         self.sort_key = sort_key
-        # Four batches' worth: enough to group by length, little enough that the oldest never waits long.
+        # Four batches' worth: enough to group by length, and the oldest item is always in the next batch.
         self.sort_window = sort_window if sort_window is not None else 4 * max_size
         self._items: deque[tuple[ItemT, float]] = deque()
         self._pending_cost = 0.0
@@ -109,7 +109,7 @@ class MicroBatcher(Generic[ItemT]):
             key = self.sort_key
             keys = {position: key(self._items[position][0]) for position in candidates}
             by_key = sorted(candidates, key=keys.__getitem__)
-            # The batch is the run of max_size neighbours in key order that holds the oldest
+            # The batch is the run of max_size neighbours in key order that contains the oldest
             # item and spans the narrowest range of keys.
             oldest_rank = by_key.index(0)
             starts = range(max(0, oldest_rank - self.max_size + 1), min(oldest_rank, window - self.max_size) + 1)

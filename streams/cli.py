@@ -125,7 +125,7 @@ def _cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from streams.demo import run_demo
 
     if "log_level" not in settings.model_fields_set:
-        # The demo's own output tells the story; INFO lines would bury it.
+        # The demo prints its own progress, and INFO lines would bury it.
         configure_logging("WARNING", settings.log_format)
     return run_demo(Path(args.workdir) if args.workdir else None)
 

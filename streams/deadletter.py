@@ -26,13 +26,13 @@ HEADER_OFFSET = "embedstream.source.offset"
 HEADER_REJECTED_AT = "embedstream.rejected_at"
 HEADER_ORIGINAL_SIZE = "embedstream.original_size"
 
-# Longest detail text kept in a header; details quote input values, which can be large.
+# Maximum detail text kept in a header, characters, because details quote input values, which can be large.
 MAX_DETAIL_CHARS = 2000
 
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
-    """Why and where an input record was rejected."""
+    """The reason for an input record's rejection and the record's position."""
 
     reason: str
     detail: str

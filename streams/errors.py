@@ -24,4 +24,4 @@ class IndexDimensionMismatch(ConfigError):
 
 
 class StackError(EmbedstreamError):
-    """The embedded development stack failed to start, answer or stop."""
+    """The embedded development stack failed to start, respond or stop."""

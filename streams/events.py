@@ -31,8 +31,8 @@ _WHITESPACE = b" \t\r\n"
 # year 5138, while 1e11 ms is 1973.
 _MILLISECONDS_THRESHOLD = 1e11
 
-# Longest metadata value stored, in characters; the TAG index and match events
-# carry it, so a bound keeps both small.
+# Maximum metadata value stored, in characters. The TAG index and match events carry
+# every value, so a bound keeps both small.
 MAX_METADATA_VALUE_CHARS = 1024
 
 
@@ -48,7 +48,7 @@ class InvalidEvent(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class SourcePosition:
-    """Where a record was read: topic, partition and offset."""
+    """A record's position: topic, partition and offset."""
 
     topic: str
     partition: int

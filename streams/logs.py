@@ -57,7 +57,7 @@ class RepeatFilter(logging.Filter):
         return True
 
 
-# Least seconds between two records of one template from the Kafka client library.
+# Minimum seconds between two records of one template from the Kafka client library.
 CLIENT_REPEAT_INTERVAL_S = 10.0
 
 

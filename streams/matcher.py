@@ -34,7 +34,7 @@ class Match:
 class SearchRequest:
     """One KNN search: a new item's vector against the stored vectors of some modalities.
 
-    ``all_modalities`` says that ``targets`` covers every modality in the index, so
+    ``all_modalities`` is true when ``targets`` covers every modality in the index, so
     the search needs no modality filter.
     """
 
@@ -82,7 +82,7 @@ async def search_matches(
 ) -> list[list[Match]]:
     """Run one KNN search per request in a single pipeline; return matches per request.
 
-    Each search asks for one neighbour more than ``k`` because the new item itself
+    Each search requests one neighbour more than ``k`` because the new item itself
     is stored already and is the nearest to itself; it is dropped by key, and so
     never reported as its own match.
     """

@@ -1,4 +1,4 @@
-"""Where the worker sends match events and dead-letter records."""
+"""The output topics for match events and dead-letter records."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from encoders.decoding import Waveform
 
 # Characters of a text kept as its preview.
 SNIPPET_CHARS = 160
-# Longest side of an image thumbnail, pixels; a 64-pixel JPEG is 1-3 kB.
+# Maximum side of an image thumbnail, pixels. A 64-pixel JPEG is 1-3 kB.
 THUMBNAIL_PIXELS = 64
 THUMBNAIL_QUALITY = 70
 

@@ -7,7 +7,7 @@ import redis.asyncio as aioredis
 from streams.settings import Settings
 
 # Seconds to wait for a Redis reply before the call fails and its caller retries;
-# a KNN search pipeline of a full batch answers in milliseconds on a healthy server.
+# a KNN search pipeline of a full batch returns in milliseconds on a healthy server.
 SOCKET_TIMEOUT_S = 10.0
 
 

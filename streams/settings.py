@@ -58,7 +58,7 @@ class SpaceSettings(BaseModel):
     )
     max_batch_size: int = Field(default=32, ge=1, le=4096, description="Inputs per forward pass.")
     max_wait_ms: float = Field(
-        default=50.0, ge=0, le=60_000, description="Longest a partial batch waits for more inputs, ms."
+        default=50.0, ge=0, le=60_000, description="Maximum time a partial batch waits for more inputs, ms."
     )
     max_batch_tokens: int = Field(
         default=16_384, ge=1,
@@ -225,7 +225,7 @@ class Settings(BaseSettings):
         default=200, ge=1, le=4096, description="HNSW EF_CONSTRUCTION of new indexes."
     )
     retry_backoff_max_s: float = Field(
-        default=10.0, gt=0, le=600, description="Longest pause between retries of a failed write, s."
+        default=10.0, gt=0, le=600, description="Maximum pause between retries of a failed write, s."
     )
 
     # Embedding spaces
@@ -252,11 +252,11 @@ class Settings(BaseSettings):
         default=40_000_000, ge=1, description="Largest image accepted, width x height in pixels."
     )
     max_audio_seconds: float = Field(
-        default=600.0, gt=0, description="Longest audio clip accepted, seconds."
+        default=600.0, gt=0, description="Maximum audio clip length accepted, seconds."
     )
     max_deadletter_bytes: int = Field(
         default=1_000_000, ge=1024,
-        description="Longest original value copied into a dead-letter record, bytes; longer ones are cut "
+        description="Maximum original value copied into a dead-letter record, bytes; longer ones are cut "
         "and the original size is given in a header. Keep it under the broker's message.max.bytes.",
     )
     max_metadata_fields: int = Field(default=32, ge=0, description="Most metadata entries per event.")
@@ -271,7 +271,7 @@ class Settings(BaseSettings):
         description="Maximum metadata key length accepted, characters; the default is the maximum length "
         "of a metadata_fields entry.",
     )
-    max_id_chars: int = Field(default=512, ge=1, description="Longest event id accepted, characters.")
+    max_id_chars: int = Field(default=512, ge=1, description="Maximum event id length accepted, characters.")
 
     # Operations
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
@@ -281,7 +281,7 @@ class Settings(BaseSettings):
         default="text", description="text for terminals; json for one JSON object per line (log shippers)."
     )
     warning_interval_s: float = Field(
-        default=10.0, ge=0, description="Least time between two rejected-input warnings of one reason, s."
+        default=10.0, ge=0, description="Minimum time between two rejected-input warnings of one reason, s."
     )
     store_previews: bool = Field(
         default=True,

@@ -18,7 +18,7 @@ from streams.top_view import render_view
 
 EXIT_UNREACHABLE = 1
 
-# Longest wait for one /metrics response, s. A worker responds within milliseconds.
+# Maximum wait for one /metrics response, s. A worker responds within milliseconds.
 FETCH_TIMEOUT_S = 5.0
 
 # Every worker metric starts with this, so a page without it is not a worker's.

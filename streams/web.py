@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 # Time between two snapshots, and so between two dashboard updates, s.
 SNAPSHOT_INTERVAL_S = 1.0
 
-# Least time between two warnings about failed snapshots, s, because a failure repeats every second.
+# Minimum time between two warnings about failed snapshots, s, because a failure repeats every second.
 SNAPSHOT_WARNING_INTERVAL_S = 60.0
 
 # How long a disconnected EventSource waits before it reconnects, ms (sent as "retry").

@@ -18,14 +18,14 @@ logger = logging.getLogger(__name__)
 TOKEN_COOKIE = "embedstream_token"
 # Paths served without the token: a liveness probe reveals nothing.
 OPEN_PATHS = frozenset({"/healthz"})
-# Least seconds between two warnings about rejected requests.
+# Minimum seconds between two warnings about rejected requests.
 WARNING_INTERVAL_S = 60.0
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def token_middleware(token: str) -> Middleware:
-    """Return middleware that answers 401 unless a request carries ``token``.
+    """Return middleware that responds 401 unless a request carries ``token``.
 
     The token is accepted as ``Authorization: Bearer <token>`` (Prometheus, curl,
     ``embedstream top``), as the cookie, or once as ``/?token=<token>``, which sets
