@@ -11,7 +11,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
@@ -65,6 +65,7 @@ class Latency:
     rate_per_s: float
     events: int
     received: int
+    repeated: int
     p50_s: float
     p95_s: float
     p99_s: float
@@ -96,7 +97,11 @@ def make_events(payloads: Sequence[str] | Sequence[bytes]) -> Callable[[int], tu
 async def _match_consumer(settings: Settings) -> AIOKafkaConsumer:
     """Return a consumer of the match topic positioned at its end."""
     consumer = AIOKafkaConsumer(
-        settings.topic_matches, bootstrap_servers=settings.kafka_broker, group_id=None, auto_offset_reset="latest"
+        settings.topic_matches,
+        bootstrap_servers=settings.kafka_broker,
+        group_id=None,
+        auto_offset_reset="latest",
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
     )
     await consumer.start()
     deadline = time.monotonic() + 30
@@ -111,16 +116,43 @@ async def _match_consumer(settings: Settings) -> AIOKafkaConsumer:
     return consumer
 
 
+@dataclass
+class Arrivals:
+    """Match events consumed for the events a run sent: the arrival of each one's first, and the count of repeats.
+
+    Match events for other events (a previous run's stragglers) are left out.
+    """
+
+    sent: set[str] = field(default_factory=set)
+    first: dict[str, tuple[float, float]] = field(default_factory=dict)
+    repeated: int = 0
+
+    def add(self, at: float, value: bytes) -> None:
+        match = orjson.loads(value)
+        source = match["source"]["id"]
+        if source not in self.sent:
+            return
+        if source in self.first:
+            self.repeated += 1
+        else:
+            self.first[source] = (at, float(match["event_time"]))
+
+    def __len__(self) -> int:
+        return len(self.first)
+
+
 async def _receive(
-    consumer: AIOKafkaConsumer, count: int, deadline: float, worker: Worker
-) -> list[tuple[float, bytes]]:
-    received: list[tuple[float, bytes]] = []
-    while len(received) < count and time.monotonic() < deadline:
+    consumer: AIOKafkaConsumer, arrivals: Arrivals, count: int, deadline: float, worker: Worker
+) -> Arrivals:
+    """Consume match events until ``count`` sent events have one, or until ``deadline``."""
+    while len(arrivals) < count and time.monotonic() < deadline:
         worker.check_running()
         batch = await consumer.getmany(timeout_ms=200)
         now = time.time()
-        received.extend((now, record.value) for records in batch.values() for record in records)
-    return received
+        for records in batch.values():
+            for record in records:
+                arrivals.add(now, record.value)
+    return arrivals
 
 
 async def warm_up(
@@ -132,11 +164,14 @@ async def warm_up(
     await producer.start()
     try:
         event = make_events(texts)
+        arrivals = Arrivals()
         for i in range(count):
-            await producer.send(topic or settings.topic_text, event(i)[1])
+            key, value = event(i)
+            arrivals.sent.add(key.decode())
+            await producer.send(topic or settings.topic_text, value, key=key)
         await producer.flush()
-        received = await _receive(consumer, count // 2, time.monotonic() + WORKER_START_S, worker)
-        if len(received) < count // 2:
+        received = await _receive(consumer, arrivals, count, time.monotonic() + WORKER_START_S, worker)
+        if len(received) < count:
             raise RuntimeError(
                 f"the worker emitted match events for {len(received)} of {count} warm-up events; "
                 f"see {worker.log_path}"
@@ -157,17 +192,19 @@ async def measure_throughput(
         started = time.time()
         deliveries = []
         event = make_events(texts)
+        arrivals = Arrivals()
         for i in range(count):
             key, value = event(i)
+            arrivals.sent.add(key.decode())
             deliveries.append(await producer.send(topic or settings.topic_text, value, key=key))
         await asyncio.gather(*deliveries)
-        received = await _receive(consumer, count, time.monotonic() + 600, worker)
+        received = await _receive(consumer, arrivals, count, time.monotonic() + 600, worker)
     finally:
         await producer.stop()
         await consumer.stop()
     if len(received) < count:
         raise RuntimeError(f"only {len(received)} of {count} match events arrived; see {worker.log_path}")
-    return Throughput(count, received[count - 1][0] - started)
+    return Throughput(count, max(at for at, _ in received.first.values()) - started)
 
 
 async def measure_latency(
@@ -179,23 +216,30 @@ async def measure_latency(
     await producer.start()
     count = int(rate_per_s * seconds)
     try:
-        receiving = asyncio.create_task(_receive(consumer, count, time.monotonic() + seconds + 120, worker))
+        arrivals = Arrivals()
+        receiving = asyncio.create_task(
+            _receive(consumer, arrivals, count, time.monotonic() + seconds + 120, worker)
+        )
         started = time.monotonic()
         for i in range(count):
             delay = started + i / rate_per_s - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
             key, value = text_event(texts[i % len(texts)], time.time())
+            arrivals.sent.add(key.decode())
             await producer.send(settings.topic_text, value, key=key)
         received = await receiving
     finally:
         await producer.stop()
         await consumer.stop()
-    latencies = sorted(at - float(orjson.loads(value)["event_time"]) for at, value in received)
+    latencies = sorted(at - event_time for at, event_time in received.first.values())
     if not latencies:
         raise RuntimeError(f"no match event arrived at {rate_per_s}/s; see {worker.log_path}")
 
     def percentile(fraction: float) -> float:
         return latencies[min(len(latencies) - 1, int(fraction * len(latencies)))]
 
-    return Latency(rate_per_s, count, len(received), percentile(0.50), percentile(0.95), percentile(0.99))
+    return Latency(
+        rate_per_s, count, len(latencies), received.repeated,
+        percentile(0.50), percentile(0.95), percentile(0.99),
+    )

@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks.corpus import sentences
 from benchmarks.encoder import EncoderFigure, measure_encoder
-from benchmarks.pipeline import Worker, measure_latency, measure_throughput, warm_up
+from benchmarks.pipeline import Latency, Worker, measure_latency, measure_throughput, warm_up
 from benchmarks.redis_index import measure_redis
 from encoders.loading import load_encoder
 from encoders.modality import Modality
@@ -109,7 +109,7 @@ def stage_means(web_port: int) -> dict[str, float]:
 def run_pipeline(
     endpoints: StackEndpoints, model: str, batch_size: int, events: int, texts: list[str], workdir: Path,
     latency_fractions: tuple[float, ...] = (), workers: int = 1,
-) -> tuple[float, list[tuple[float, float, float, float, int, int]], dict[str, float]]:
+) -> tuple[float, list[tuple[float, Latency]], dict[str, float]]:
     web_port = _free_port()
     settings = pipeline_settings(endpoints, model, batch_size, web_port, str(workdir / f"data-{batch_size}"))
     asyncio.run(create_topics(settings))
@@ -125,9 +125,7 @@ def run_pipeline(
         latencies = []
         for fraction in latency_fractions:
             latency = asyncio.run(measure_latency(settings, worker, texts, fraction * throughput, LATENCY_SECONDS))
-            latencies.append(
-                (fraction, latency.p50_s, latency.p95_s, latency.p99_s, latency.events, latency.received)
-            )
+            latencies.append((fraction, latency))
         stages = stage_means(web_port)
     finally:
         worker.stop()
@@ -241,12 +239,13 @@ def main(argv: list[str] | None = None) -> int:
         f"| two workers in one group, max batch {PIPELINE_BATCH_SIZE} | {two_workers:.1f} | "
         f"{two_workers / batched:.2f} x one worker |",
         "",
-        "| load (open loop) | rate (events/s) | p50 (ms) | p95 (ms) | p99 (ms) | sent | matched |",
-        "|---|---|---|---|---|---|---|",
+        "| load (open loop) | rate (events/s) | p50 (ms) | p95 (ms) | p99 (ms) | sent | matched | repeated |",
+        "|---|---|---|---|---|---|---|---|",
         *(
-            f"| {fraction:.0%} of capacity | {fraction * batched:.0f} | {p50 * 1000:.0f} | {p95 * 1000:.0f} | "
-            f"{p99 * 1000:.0f} | {sent} | {received} |"
-            for fraction, p50, p95, p99, sent, received in latencies
+            f"| {fraction:.0%} of capacity | {fraction * batched:.0f} | {latency.p50_s * 1000:.0f} | "
+            f"{latency.p95_s * 1000:.0f} | {latency.p99_s * 1000:.0f} | {latency.events} | {latency.received} | "
+            f"{latency.repeated} |"
+            for fraction, latency in latencies
         ),
         "",
         f"Mean per batch in the micro-batched run (max batch {PIPELINE_BATCH_SIZE}), from the worker's /metrics:",

@@ -10,6 +10,7 @@ import faust
 
 from encoders.modality import Modality
 from streams.events import SourcePosition
+from streams.fetch_wait import FetchWaitApp
 from streams.kafka_security import faust_credentials
 from streams.outputs import FaustOutputs
 from streams.pipeline import Pipeline
@@ -66,7 +67,9 @@ def build_app(settings: Settings, pipeline: Pipeline) -> faust.App:
     """Return a Faust app whose agents feed ``pipeline`` and whose topics it sends to."""
     # env={} stops Faust from reading unprefixed variables such as WEB_PORT, which
     # would override these keyword arguments; Settings is the one place env is read.
-    app = faust.App(settings.app_id, env={}, **app_settings(settings))
+    app = FetchWaitApp(
+        settings.app_id, env={}, fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms, **app_settings(settings)
+    )
     matches = app.topic(settings.topic_matches, key_serializer="raw", value_serializer="raw")
     deadletter = app.topic(settings.topic_deadletter, key_serializer="raw", value_serializer="raw")
     pipeline.outputs = FaustOutputs(matches, deadletter, settings.max_deadletter_bytes)

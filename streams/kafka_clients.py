@@ -32,6 +32,7 @@ def consumer(settings: Settings, *topics: str, from_beginning: bool) -> AIOKafka
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest" if from_beginning else "latest",
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         client_id="embedstream-cli",
         **aiokafka_security(settings),
     )

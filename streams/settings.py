@@ -178,6 +178,12 @@ class Settings(BaseSettings):
     kafka_heartbeat_interval_s: float = Field(
         default=3.0, gt=0, le=3600, description="Consumer group heartbeat interval, s; below the session timeout."
     )
+    kafka_fetch_max_wait_ms: int = Field(
+        default=100, ge=0, le=60_000,
+        description="Longest time the broker may hold the worker's fetch while it has no new records, ms. "
+        "Apache Kafka responds as soon as data arrives, so this only paces idle polls there; a broker that "
+        "waits out the whole time (the embedded Tansu over several partitions) adds it to every record's latency.",
+    )
     commit_interval_s: float = Field(
         default=1.0, gt=0, le=600, description="How often stored, acknowledged offsets are committed, s."
     )
