@@ -248,6 +248,9 @@ def main(argv: list[str] | None = None) -> int:
             for fraction, latency in latencies
         ),
         "",
+        "Latency runs from the record's timestamp to the arrival of its first match event at a consumer. "
+        "Repeated: further match events for a record that already had one (a redelivery, at-least-once).",
+        "",
         f"Mean per batch in the micro-batched run (max batch {PIPELINE_BATCH_SIZE}), from the worker's /metrics:",
         "",
         "| stage | ms per batch |", "|---|---|",
