@@ -37,3 +37,22 @@ def measure_encoder(
         elapsed = time.perf_counter() - started
         if elapsed >= min_seconds:
             return EncoderFigure(batch_size, done, elapsed)
+
+
+def measure_encoder_rounds(
+    encoder: Encoder, modality: Modality, inputs: Sequence[object], batch_sizes: Sequence[int], rounds: int = 3,
+    min_seconds: float = 2.0,
+) -> dict[int, EncoderFigure]:
+    """Measure every batch size ``rounds`` times, interleaved, and return each one's median round.
+
+    On the shared 2-core machine the benchmarks were written on, one batch size's
+    figure differed by up to 15% between runs minutes apart. Interleaving spreads such
+    drift over all batch sizes, and the median drops a round that hit a slow spell.
+    """
+    figures: dict[int, list[EncoderFigure]] = {size: [] for size in batch_sizes}
+    for _ in range(rounds):
+        for size in batch_sizes:
+            figures[size].append(measure_encoder(encoder, modality, inputs, size, min_seconds))
+    return {
+        size: sorted(runs, key=lambda figure: figure.per_second)[len(runs) // 2] for size, runs in figures.items()
+    }
