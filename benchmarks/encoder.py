@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+
+import torch
 
 from encoders.base import Encoder
 from encoders.modality import Modality
@@ -53,6 +56,31 @@ def measure_encoder_rounds(
     for _ in range(rounds):
         for size in batch_sizes:
             figures[size].append(measure_encoder(encoder, modality, inputs, size, min_seconds))
-    return {
-        size: sorted(runs, key=lambda figure: figure.per_second)[len(runs) // 2] for size, runs in figures.items()
-    }
+    return {size: median_figure(runs) for size, runs in figures.items()}
+
+
+def median_figure(figures: Sequence[EncoderFigure]) -> EncoderFigure:
+    """Return the figure with the median throughput (the upper one of an even count)."""
+    return sorted(figures, key=lambda figure: figure.per_second)[len(figures) // 2]
+
+
+def measure_encoder_copies(
+    encoders: Sequence[Encoder], modality: Modality, inputs: Sequence[object], batch_size: int,
+    min_seconds: float = 2.0,
+) -> EncoderFigure:
+    """Encode with every copy at once, each on its own thread with an equal share of torch's threads.
+
+    This is the limit of a worker whose space has as many replicas as ``encoders``.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, threads // len(encoders)))
+    try:
+        with ThreadPoolExecutor(max_workers=len(encoders)) as pool:
+            figures = list(pool.map(
+                lambda encoder: measure_encoder(encoder, modality, inputs, batch_size, min_seconds), encoders
+            ))
+    finally:
+        torch.set_num_threads(threads)
+    return EncoderFigure(
+        batch_size, sum(figure.inputs for figure in figures), max(figure.seconds for figure in figures)
+    )

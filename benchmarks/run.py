@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -22,7 +23,7 @@ import transformers
 from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks.corpus import sentences
-from benchmarks.encoder import EncoderFigure, measure_encoder_rounds
+from benchmarks.encoder import EncoderFigure, measure_encoder_copies, measure_encoder_rounds, median_figure
 from benchmarks.pipeline import Latency, Worker, measure_latency, measure_throughput, warm_up
 from benchmarks.redis_index import measure_redis
 from encoders.loading import load_encoder
@@ -35,6 +36,9 @@ BATCH_SIZES = (1, 8, 32, 64, 128)
 # Interleaved rounds per bare-encoder figure; the report gives each batch size's median.
 ENCODER_ROUNDS = 3
 PIPELINE_BATCH_SIZE = 32
+# Model replicas per space in every pipeline run; the bare encoder is measured with
+# one copy (torch's default threads) and with this many copies of a thread share each.
+REPLICAS = 2
 # Events per throughput run: about ten seconds of work at the measured rates.
 BATCHED_EVENTS = 3000
 PER_EVENT_EVENTS = 600
@@ -73,12 +77,12 @@ def pipeline_settings(
     if image:
         space = SpaceSettings(
             name="clip", model=model, family="clip", modalities=(Modality.IMAGE,), max_batch_size=batch_size,
-            max_wait_ms=20, match_k=1, min_similarity=-1.0,
+            max_wait_ms=20, match_k=1, min_similarity=-1.0, replicas=REPLICAS,
         )
     else:
         space = SpaceSettings(
             name="text", model=model, family="sentence", max_batch_size=batch_size, max_wait_ms=20,
-            match_k=1, min_similarity=-1.0,
+            match_k=1, min_similarity=-1.0, replicas=REPLICAS,
         )
     return Settings(
         **endpoints.settings_values(),  # type: ignore[arg-type]
@@ -189,8 +193,8 @@ IMAGE_EVENTS = 192
 PHOTOS = ("rocket.jpg", "astronaut.png", "coffee.png", "chelsea.png", "camera.png", "horse.png")
 
 
-def run_images(endpoints: StackEndpoints, workdir: Path) -> tuple[dict[int, EncoderFigure], float]:
-    """Measure the CLIP-shaped image encoder bare and through a worker."""
+def run_images(endpoints: StackEndpoints, workdir: Path) -> tuple[dict[int, EncoderFigure], EncoderFigure, float]:
+    """Measure the CLIP-shaped image encoder bare (one copy, then REPLICAS copies) and through a worker."""
     import importlib.resources
 
     from encoders.decoding import decode_image
@@ -199,12 +203,11 @@ def run_images(endpoints: StackEndpoints, workdir: Path) -> tuple[dict[int, Enco
     photo_dir = importlib.resources.files("skimage") / "data"
     files = [(photo_dir / name).read_bytes() for name in PHOTOS]
     model = str(build_clip_shaped(workdir / "clip-shaped"))
-    encoder = load_encoder(model, device="cpu", dtype="fp32")
     images = [decode_image(data, 100_000_000) for data in files] * 11
-    bare = measure_encoder_rounds(encoder, Modality.IMAGE, images, IMAGE_BATCH_SIZES, ENCODER_ROUNDS)
+    bare, copies = measure_bare(model, Modality.IMAGE, images, IMAGE_BATCH_SIZES, IMAGE_BATCH_SIZE)
     for size, figure in bare.items():
         print(f"bare CLIP-shaped batch {size}: {figure.per_second:.1f} images/s", flush=True)
-    encoder.close()
+    print(f"bare CLIP-shaped batch {IMAGE_BATCH_SIZE}, {REPLICAS} copies: {copies.per_second:.1f} images/s", flush=True)
 
     web_port = _free_port()
     settings = pipeline_settings(endpoints, model, IMAGE_BATCH_SIZE, web_port, str(workdir / "data-image"), image=True)
@@ -218,7 +221,29 @@ def run_images(endpoints: StackEndpoints, workdir: Path) -> tuple[dict[int, Enco
     finally:
         worker.stop()
     print(f"pipeline CLIP-shaped batch {IMAGE_BATCH_SIZE}: {pipeline:.1f} images/s", flush=True)
-    return bare, pipeline
+    return bare, copies, pipeline
+
+
+def measure_bare(
+    model: str, modality: Modality, inputs: Sequence[object], batch_sizes: Sequence[int], copies_batch_size: int
+) -> tuple[dict[int, EncoderFigure], EncoderFigure]:
+    """Measure one copy of ``model`` at each batch size, then REPLICAS copies at ``copies_batch_size``."""
+    encoders = [load_encoder(model, device="cpu", dtype="fp32") for _ in range(REPLICAS)]
+    try:
+        bare = measure_encoder_rounds(encoders[0], modality, inputs, batch_sizes, ENCODER_ROUNDS)
+        copies = median_figure(
+            [measure_encoder_copies(encoders, modality, inputs, copies_batch_size) for _ in range(ENCODER_ROUNDS)]
+        )
+    finally:
+        for encoder in encoders:
+            encoder.close()
+    return bare, copies
+
+
+def copies_threads() -> str:
+    """Return how many torch threads each bare copy had, as the report states it."""
+    threads = max(1, torch.get_num_threads() // REPLICAS)
+    return f"{threads} torch thread{'s' if threads > 1 else ''} each"
 
 
 def _free_port() -> int:
@@ -248,11 +273,10 @@ def main(argv: list[str] | None = None) -> int:
         "",
     ]
 
-    encoder = load_encoder(model, device="cpu", dtype="fp32")
-    bare = measure_encoder_rounds(encoder, Modality.TEXT, texts, BATCH_SIZES, ENCODER_ROUNDS)
+    bare, copies = measure_bare(model, Modality.TEXT, texts, BATCH_SIZES, PIPELINE_BATCH_SIZE)
     for batch_size, figure in bare.items():
         print(f"bare MiniLM batch {batch_size}: {figure.per_second:.1f} sentences/s", flush=True)
-    encoder.close()
+    print(f"bare MiniLM batch {PIPELINE_BATCH_SIZE}, {REPLICAS} copies: {copies.per_second:.1f} sentences/s")
 
     with tempfile.TemporaryDirectory(prefix="embedstream-bench-") as scratch, EmbeddedStack(
         Path(scratch) / "stack"
@@ -271,16 +295,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pipeline batch {PIPELINE_BATCH_SIZE}, two workers: {two_workers:.1f} events/s", flush=True)
         redis = asyncio.run(measure_redis(endpoints.redis_url, vectors=args.redis_vectors))
         print(f"redis: {redis}", flush=True)
-        image_bare, image_pipeline = run_images(endpoints, workdir)
+        image_bare, image_copies, image_pipeline = run_images(endpoints, workdir)
 
     lines += [
         "## Text: all-MiniLM-L6-v2 on the CPU", "",
-        "| batch size | bare encoder (sentences/s) |", "|---|---|",
+        "| batch size | bare encoder, one copy (sentences/s) |", "|---|---|",
         *(f"| {size} | {figure.per_second:.1f} |" for size, figure in bare.items()),
+        f"| {PIPELINE_BATCH_SIZE}, {REPLICAS} copies at once, {copies_threads()} | {copies.per_second:.1f} |",
+        "",
+        f"Every pipeline run below uses `replicas: {REPLICAS}`.",
         "",
         "| pipeline | events/s | ratio |", "|---|---|---|",
         f"| micro-batched, max batch {PIPELINE_BATCH_SIZE} | {batched:.1f} | "
-        f"{batched / bare[PIPELINE_BATCH_SIZE].per_second:.2f} x bare encoder at batch {PIPELINE_BATCH_SIZE} |",
+        f"{batched / bare[PIPELINE_BATCH_SIZE].per_second:.2f} x bare encoder at batch {PIPELINE_BATCH_SIZE}; "
+        f"{batched / copies.per_second:.2f} x {REPLICAS} bare copies |",
         f"| per event, max batch 1 | {per_event:.1f} | "
         f"{per_event / bare[1].per_second:.2f} x bare encoder at batch 1 |",
         f"| micro-batched / per event | | {batched / per_event:.2f} |",
@@ -322,9 +350,13 @@ def main(argv: list[str] | None = None) -> int:
         "| batch size | bare encoder (images/s) |", "|---|---|",
         *(f"| {size} | {figure.per_second:.1f} |" for size, figure in image_bare.items()),
         "",
-        f"Pipeline, image space, max batch {IMAGE_BATCH_SIZE}, base64 JSON events: {image_pipeline:.1f} images/s, "
-        f"{image_pipeline / image_bare[IMAGE_BATCH_SIZE].per_second:.2f} x the bare encoder at batch "
-        f"{IMAGE_BATCH_SIZE}.",
+        f"{REPLICAS} copies at once at batch {IMAGE_BATCH_SIZE}, {copies_threads()}: "
+        f"{image_copies.per_second:.1f} images/s.",
+        "",
+        f"Pipeline, image space, max batch {IMAGE_BATCH_SIZE}, `replicas: {REPLICAS}`, base64 JSON events: "
+        f"{image_pipeline:.1f} images/s, {image_pipeline / image_bare[IMAGE_BATCH_SIZE].per_second:.2f} x the bare "
+        f"encoder at batch {IMAGE_BATCH_SIZE}, {image_pipeline / image_copies.per_second:.2f} x {REPLICAS} bare "
+        "copies.",
         "",
     ]
     report = "\n".join(lines)

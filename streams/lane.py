@@ -26,7 +26,7 @@ from streams.pending import PendingEvent
 from streams.retry import Retrier
 from streams.settings import SpaceSettings
 from streams.sink import write_vectors
-from streams.space import Space
+from streams.space import Replica, Space
 
 logger = logging.getLogger(__name__)
 
@@ -122,21 +122,22 @@ class Lane:
         """Process batches until cancelled, in three overlapping stages.
 
         While the model runs batch N, the preprocessing thread prepares batch N+1 and
-        the event loop stores, searches and emits batch N-1. One batch waits between
-        stages at most, and the emitting stage handles batches in order, so a
-        replayed id is still written in the order it was read.
+        the event loop stores, searches and emits batch N-1. With several replicas,
+        several batches run through the model at once. One prepared batch waits for a
+        replica at most, and the emitting stage handles batches in the order they were
+        formed, so a replayed id is still written in the order it was read.
         """
         logger.info(
-            "lane started lane=%s max_batch_size=%d max_wait_ms=%s match_targets=%s",
-            self.name, self.batcher.max_size, self.space.settings.max_wait_ms,
+            "lane started lane=%s max_batch_size=%d max_wait_ms=%s replicas=%d match_targets=%s",
+            self.name, self.batcher.max_size, self.space.settings.max_wait_ms, len(self.space.replicas),
             ",".join(sorted(self.targets)) or "none",
         )
         prepared: asyncio.Queue[_PreparedBatch] = asyncio.Queue(maxsize=1)
-        embedded: asyncio.Queue[_EmbeddedBatch] = asyncio.Queue(maxsize=1)
+        embedded: asyncio.Queue[asyncio.Task[_EmbeddedBatch]] = asyncio.Queue(maxsize=len(self.space.replicas))
         try:
             async with asyncio.TaskGroup() as stages:
                 stages.create_task(self._prepare_batches(prepared))
-                stages.create_task(self._embed_batches(prepared, embedded))
+                stages.create_task(self._embed_batches(prepared, embedded, stages))
                 stages.create_task(self._emit_batches(embedded))
         finally:
             logger.info("lane stopped lane=%s", self.name)
@@ -171,27 +172,41 @@ class Lane:
             await output.put(_PreparedBatch(batch, prepared, None))
 
     async def _embed_batches(
-        self, source: asyncio.Queue[_PreparedBatch], output: asyncio.Queue[_EmbeddedBatch]
+        self,
+        source: asyncio.Queue[_PreparedBatch],
+        output: asyncio.Queue[asyncio.Task[_EmbeddedBatch]],
+        stages: asyncio.TaskGroup,
     ) -> None:
         while True:
             item = await source.get()
+            # Take the batch off the queue only once a replica is free: until then the
+            # batcher goes on filling the next batch.
+            replica = await self.space.reserve() if item.prepared is not None else None
             source.task_done()
-            batch = list(item.batch)
-            if item.prepared is None:
-                embedded, rejected = await self._split_and_embed(batch, item.error)
-            else:
-                try:
-                    vectors, seconds = await self.space.forward(item.prepared)
-                except Exception as exc:
-                    embedded, rejected = await self._split_and_embed(batch, exc)
-                else:
-                    self._observe_stage("forward", seconds)
-                    embedded, rejected = list(zip(batch, vectors, strict=True)), []
-            await output.put(_EmbeddedBatch(batch, embedded, rejected))
+            await output.put(stages.create_task(self._embed_batch(item, replica)))
 
-    async def _emit_batches(self, source: asyncio.Queue[_EmbeddedBatch]) -> None:
+    async def _embed_batch(self, item: _PreparedBatch, replica: Replica | None) -> _EmbeddedBatch:
+        """Run a prepared batch on ``replica`` and give it back; split the batch if it fails."""
+        batch = list(item.batch)
+        error = item.error
+        if replica is not None and item.prepared is not None:
+            try:
+                vectors, seconds = await replica.forward(item.prepared)
+            except Exception as exc:
+                error = exc
+            else:
+                self._observe_stage("forward", seconds)
+                return _EmbeddedBatch(batch, list(zip(batch, vectors, strict=True)), [])
+            finally:
+                # Given back before any split, whose smaller forward passes take a replica again.
+                self.space.release(replica)
+        embedded, rejected = await self._split_and_embed(batch, error)
+        return _EmbeddedBatch(batch, embedded, rejected)
+
+    async def _emit_batches(self, source: asyncio.Queue[asyncio.Task[_EmbeddedBatch]]) -> None:
         while True:
-            await self._emit(await source.get())
+            embedding = await source.get()
+            await self._emit(await embedding)
 
     async def _emit(self, item: _EmbeddedBatch) -> None:
         """Dead-letter the rejected inputs, then store, search and emit the embedded ones."""

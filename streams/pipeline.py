@@ -43,7 +43,7 @@ class Pipeline(Service):
     def __init__(
         self,
         settings: Settings,
-        encoders: Sequence[tuple[SpaceSettings, Encoder]],
+        encoders: Sequence[tuple[SpaceSettings, Sequence[Encoder]]],
         metrics: WorkerMetrics | None = None,
     ) -> None:
         super().__init__()
@@ -67,8 +67,8 @@ class Pipeline(Service):
         """Modalities that at least one space embeds."""
         return frozenset(
             modality
-            for space_settings, encoder in self.encoders
-            for modality in space_modalities(space_settings, encoder)
+            for space_settings, replicas in self.encoders
+            for modality in space_modalities(space_settings, replicas[0])
         )
 
     @property
@@ -85,14 +85,15 @@ class Pipeline(Service):
         self.client = connect_redis(settings)
         rejections = RejectionLog(settings.warning_interval_s)
         retrier = Retrier(settings.retry_backoff_max_s, self.metrics)
-        for space_settings, encoder in self.encoders:
+        for space_settings, replicas in self.encoders:
+            encoder = replicas[0]
             index = SpaceIndex(
                 self.client, settings.key_prefix, space_settings.name, encoder.dim,
                 space_settings.metadata_fields, space_settings.model,
                 settings.hnsw_m, settings.hnsw_ef_construction,
             )
             await index.ensure()
-            space = Space(space_settings, encoder, index, space_modalities(space_settings, encoder))
+            space = Space(space_settings, replicas, index, space_modalities(space_settings, encoder))
             self.spaces.append(space)
             for modality in sorted(space.modalities):
                 lane = Lane(space, modality, outputs, rejections, retrier, self.metrics, self.feed)

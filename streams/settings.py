@@ -56,6 +56,11 @@ class SpaceSettings(BaseModel):
     dtype: Literal["auto", "fp32", "fp16", "bf16"] = Field(
         default="auto", description="Forward-pass precision; auto is fp16 on CUDA, fp32 elsewhere."
     )
+    replicas: int = Field(
+        default=1, ge=1, le=16,
+        description="Copies of the model, each running one batch at a time. On the CPU, torch's threads are "
+        "divided among the copies of the space with the most.",
+    )
     max_batch_size: int = Field(default=32, ge=1, le=4096, description="Inputs per forward pass.")
     max_wait_ms: float = Field(
         default=50.0, ge=0, le=60_000, description="Maximum time a partial batch waits for more inputs, ms."

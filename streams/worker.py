@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import faust
+import torch
 import transformers
 from mode import Service
 
@@ -24,27 +25,42 @@ from streams.web import MonitoringServer
 logger = logging.getLogger(__name__)
 
 
-def load_space_encoders(settings: Settings) -> list[tuple[SpaceSettings, Encoder]]:
-    """Load every space's model and check its modalities; raise on the first failure."""
-    loaded: list[tuple[SpaceSettings, Encoder]] = []
+def share_cpu_threads(settings: Settings) -> None:
+    """Divide torch's CPU threads among the replicas of the space with the most, so they do not contend."""
+    replicas = max((space.replicas for space in settings.spaces), default=1)
+    if replicas == 1:
+        return
+    threads = max(1, torch.get_num_threads() // replicas)
+    logger.info("dividing CPU threads replicas=%d torch_threads_per_replica=%d", replicas, threads)
+    torch.set_num_threads(threads)
+
+
+def load_space_encoders(settings: Settings) -> list[tuple[SpaceSettings, list[Encoder]]]:
+    """Load every space's model replicas and check its modalities; raise on the first failure."""
+    loaded: list[tuple[SpaceSettings, list[Encoder]]] = []
     for space in settings.spaces:
         started = time.perf_counter()
-        encoder = load_encoder(space.model, family=space.family, device=space.device, dtype=space.dtype)
+        replicas = [
+            load_encoder(space.model, family=space.family, device=space.device, dtype=space.dtype)
+            for _ in range(space.replicas)
+        ]
+        encoder = replicas[0]
         modalities = space_modalities(space, encoder)
         logger.info(
-            "space ready space=%s model=%s family=%s dim=%d modalities=%s device=%s seconds=%.1f",
+            "space ready space=%s model=%s family=%s dim=%d modalities=%s device=%s replicas=%d seconds=%.1f",
             space.name, space.model, encoder.family, encoder.dim, ",".join(sorted(modalities)),
-            encoder.device, time.perf_counter() - started,
+            encoder.device, len(replicas), time.perf_counter() - started,
         )
-        loaded.append((space, encoder))
+        loaded.append((space, replicas))
     return loaded
 
 
-async def check_indexes(settings: Settings, encoders: list[tuple[SpaceSettings, Encoder]]) -> None:
+async def check_indexes(settings: Settings, encoders: list[tuple[SpaceSettings, list[Encoder]]]) -> None:
     """Create missing indexes and stop on a dimension mismatch, before joining the group."""
     client = connect_redis(settings)
     try:
-        for space, encoder in encoders:
+        for space, replicas in encoders:
+            encoder = replicas[0]
             index = SpaceIndex(
                 client, settings.key_prefix, space.name, encoder.dim, space.metadata_fields,
                 space.model, settings.hnsw_m, settings.hnsw_ef_construction,
@@ -59,6 +75,7 @@ def run_worker(settings: Settings) -> int:
     logger.info("worker starting settings=%s", settings.masked())
     # Loading bars are for terminals; a worker's output goes to logs.
     transformers.utils.logging.disable_progress_bar()
+    share_cpu_threads(settings)
     encoders = load_space_encoders(settings)
     asyncio.run(check_indexes(settings, encoders))
     (Path(settings.data_dir) / "faust").mkdir(parents=True, exist_ok=True)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import aiokafka
 import pytest
 
-from streams.fetch_wait import FetchWaitApp, FetchWaitConsumer, set_fetch_max_wait
+from streams.fetch_wait import FetchWaitApp, FetchWaitConsumer, FetchWaitTransport, set_fetch_max_wait
 
 
 async def test_consumer_uses_configured_fetch_wait() -> None:
@@ -14,7 +16,7 @@ async def test_consumer_uses_configured_fetch_wait() -> None:
     assert isinstance(consumer, FetchWaitConsumer)
 
     thread = consumer._new_consumer_thread()
-    kafka_consumer = thread._create_worker_consumer(app.transport)
+    kafka_consumer = thread._create_worker_consumer(cast(FetchWaitTransport, app.transport))
     try:
         assert kafka_consumer._fetch_max_wait_ms == 37
         assert kafka_consumer._group_id == "fetch-wait-check"
@@ -27,4 +29,4 @@ def test_fetch_wait_needs_aiokafka_attribute() -> None:
         pass
 
     with pytest.raises(RuntimeError, match=aiokafka.__version__):
-        set_fetch_max_wait(OtherConsumer(), 50)  # type: ignore[arg-type]
+        set_fetch_max_wait(cast(aiokafka.AIOKafkaConsumer, OtherConsumer()), 50)

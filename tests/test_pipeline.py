@@ -56,7 +56,10 @@ def settings(
     stack: StackEndpoints, minilm_path: Path, tiny_clip_dir: Path, tiny_clap_dir: Path
 ) -> Settings:
     spaces = (
-        SpaceSettings(name="text", model=str(minilm_path), min_similarity=0.7, max_batch_size=16, max_wait_ms=100),
+        # Two replicas: batches of the text lane run on two copies of MiniLM at once.
+        SpaceSettings(
+            name="text", model=str(minilm_path), min_similarity=0.7, max_batch_size=16, max_wait_ms=100, replicas=2
+        ),
         SpaceSettings(name="clip", model=str(tiny_clip_dir), min_similarity=0.999),
         SpaceSettings(name="clap", model=str(tiny_clap_dir), min_similarity=0.999),
     )
@@ -193,8 +196,10 @@ def test_batched_vectors_equal_one_at_a_time(
     for event_id, text in zip(ids, texts, strict=True):
         expected = minilm_encoder.encode(Modality.TEXT, [text])[0]
         assert_close(asyncio.run(stored_vector(settings, "text", Modality.TEXT, event_id)), expected, text)
-    sizes = [int(size) for size in re.findall(r"batch done lane=text/text size=(\d+)", worker.log_text())]
+    log = worker.log_text()
+    sizes = [int(size) for size in re.findall(r"batch done lane=text/text size=(\d+)", log)]
     assert max(sizes) > 1, f"the text lane never formed a batch of more than one: {sizes}"
+    assert re.search(r"space ready space=text .* replicas=2 ", log), "the text space did not load two replicas"
 
 
 def test_replayed_event_leaves_one_vector(
