@@ -1,5 +1,6 @@
 """The encoder interface: preprocessing on the CPU, then a batched forward pass on the device."""
 
+import copy
 import logging
 import threading
 import time
@@ -11,11 +12,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from transformers import PreTrainedTokenizerBase
 
 from encoders.audio_decoding import Waveform
 from encoders.errors import EncoderError
 from encoders.modality import Modality
-from encoders.tokenizing import TokenCount
+from encoders.tokenizing import TokenCount, TokenCounter, count_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -155,9 +157,27 @@ class Encoder(ABC):
     def _preprocess(self, modality: Modality, inputs: Sequence[object]) -> dict[str, torch.Tensor]:
         """Build CPU tensors for a non-empty batch whose input types are already checked."""
 
-    def _count_text_tokens(self, text: str) -> TokenCount | None:
-        """Count tokens for `count_text_tokens`; encoders that never truncate text keep this default."""
+    def _text_tokenizer(self) -> tuple[PreTrainedTokenizerBase, int] | None:
+        """Return the tokenizer and the token window of text input; encoders that never truncate text return None."""
         return None
+
+    def _count_text_tokens(self, text: str) -> TokenCount | None:
+        tokenizer = self._text_tokenizer()
+        if tokenizer is None:
+            return None
+        return count_tokens(tokenizer[0], text, tokenizer[1])
+
+    def token_counter(self) -> TokenCounter | None:
+        """Return a counter of text tokens with a copy of the tokenizer, for one thread's own use.
+
+        It needs no lock, so the event loop can count a short text in place instead of
+        waiting for `count_text_tokens` behind a batch's preprocessing. None if the model
+        has no text window.
+        """
+        tokenizer = self._text_tokenizer()
+        if Modality.TEXT not in self.modalities or tokenizer is None:
+            return None
+        return TokenCounter(copy.deepcopy(tokenizer[0]), tokenizer[1])
 
     @abstractmethod
     def _embed(self, modality: Modality, tensors: dict[str, torch.Tensor]) -> torch.Tensor:

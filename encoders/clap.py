@@ -19,7 +19,7 @@ from encoders.base import Encoder
 from encoders.errors import EncoderError, InputRejected, ModelLoadError
 from encoders.modality import Modality
 from encoders.pretrained import config_int, load_processor, load_weights, pooled_features, sub_config
-from encoders.tokenizing import TokenCount, count_tokens, text_window, tokenize
+from encoders.tokenizing import text_window, tokenize
 
 
 class ClapEncoder(Encoder):
@@ -132,8 +132,8 @@ class ClapEncoder(Encoder):
         # fusion branch for long clips stays unused.
         return samples[: self._max_samples]
 
-    def _count_text_tokens(self, text: str) -> TokenCount:
-        return count_tokens(self._tokenizer, text, self._max_tokens)
+    def _text_tokenizer(self) -> tuple[PreTrainedTokenizerBase, int]:
+        return self._tokenizer, self._max_tokens
 
     def _embed(self, modality: Modality, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
         model = self._model

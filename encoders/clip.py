@@ -18,7 +18,7 @@ from encoders.base import Encoder
 from encoders.errors import EncoderError, ModelLoadError
 from encoders.modality import Modality
 from encoders.pretrained import config_int, load_processor, load_weights, pooled_features, sub_config
-from encoders.tokenizing import TokenCount, count_tokens, text_window, tokenize
+from encoders.tokenizing import text_window, tokenize
 
 
 class ClipEncoder(Encoder):
@@ -92,8 +92,8 @@ class ClipEncoder(Encoder):
         pixels = self._image_processor(images=images, return_tensors="pt")["pixel_values"]
         return {"pixel_values": pixels}
 
-    def _count_text_tokens(self, text: str) -> TokenCount:
-        return count_tokens(self._tokenizer, text, self._max_tokens)
+    def _text_tokenizer(self) -> tuple[PreTrainedTokenizerBase, int]:
+        return self._tokenizer, self._max_tokens
 
     def _embed(self, modality: Modality, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
         model = self._model

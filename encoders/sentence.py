@@ -18,7 +18,7 @@ from encoders.base import Encoder
 from encoders.errors import EncoderError
 from encoders.modality import Modality
 from encoders.pretrained import config_int, load_weights
-from encoders.tokenizing import TokenCount, count_tokens, text_window, tokenize
+from encoders.tokenizing import text_window, tokenize
 
 # sentence-transformers stores the window the model was trained with in this file.
 # Its max_seq_length is often shorter than max_position_embeddings (256 against
@@ -94,8 +94,8 @@ class SentenceEncoder(Encoder):
     def _preprocess(self, modality: Modality, inputs: Sequence[object]) -> dict[str, torch.Tensor]:
         return tokenize(self._tokenizer, inputs, self._max_tokens, self._input_names)
 
-    def _count_text_tokens(self, text: str) -> TokenCount:
-        return count_tokens(self._tokenizer, text, self._max_tokens)
+    def _text_tokenizer(self) -> tuple[PreTrainedTokenizerBase, int]:
+        return self._tokenizer, self._max_tokens
 
     def _embed(self, modality: Modality, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
         model = self._model

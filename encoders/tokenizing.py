@@ -48,6 +48,18 @@ def count_tokens(tokenizer: PreTrainedTokenizerBase, text: str, window: int) -> 
     return TokenCount(len(encoded["input_ids"]), window)
 
 
+@dataclass(frozen=True, slots=True)
+class TokenCounter:
+    """A tokenizer and a token window that count the tokens of single texts, for one thread's own use."""
+
+    tokenizer: PreTrainedTokenizerBase
+    window: int
+
+    def count(self, text: str) -> TokenCount:
+        """Count the tokens `tokenize` would make of `text` before truncating it to the window."""
+        return count_tokens(self.tokenizer, text, self.window)
+
+
 def tokenize(
     tokenizer: PreTrainedTokenizerBase,
     texts: Sequence[object],

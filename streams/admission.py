@@ -12,7 +12,7 @@ from encoders.decoding import decode_audio, decode_image, decode_text
 from encoders.errors import InputRejected
 from encoders.modality import Modality
 from encoders.text_decoding import over_window_rejection
-from encoders.tokenizing import TokenCount
+from encoders.tokenizing import TokenCount, TokenCounter
 from streams.deadletter import Rejection, RejectionLog
 from streams.events import EventLimits, InputEvent, InvalidEvent, SourcePosition, parse_record
 from streams.lane import Lane
@@ -23,6 +23,10 @@ from streams.previews import preview_of, text_preview
 from streams.retry import Retrier
 
 logger = logging.getLogger(__name__)
+
+# Texts up to this many characters are counted on the event loop, with a tokenizer
+# copy per space (a sentence takes about 40 us), and longer ones on the decode threads.
+INLINE_COUNT_MAX_CHARS = 1_000
 
 
 class Admission:
@@ -56,6 +60,9 @@ class Admission:
         self.store_previews = store_previews
         # Highest offset finished per (topic, partition), for the consumer lag gauge.
         self.finished_offsets: dict[tuple[str, int], int] = {}
+        self.token_counters: dict[str, TokenCounter | None] = {
+            lane.space.name: lane.space.encoder.token_counter() for lane in lanes.get(Modality.TEXT, ())
+        }
 
     async def admit(
         self,
@@ -120,8 +127,12 @@ class Admission:
         A space rejects a text over its window only under "reject", and then the record
         goes to the dead-letter topic once for that space.
         """
-        loop = asyncio.get_running_loop()
-        counts = await loop.run_in_executor(self.decode_executor, _count_tokens, text, lanes)
+        counts: list[TokenCount | None]
+        if len(text) <= INLINE_COUNT_MAX_CHARS:
+            counts = [self._count_in_place(lane, text) for lane in lanes]
+        else:
+            loop = asyncio.get_running_loop()
+            counts = await loop.run_in_executor(self.decode_executor, _count_tokens, text, lanes)
         accepted: list[Lane] = []
         for lane, count in zip(lanes, counts, strict=True):
             if count is None or not count.over_window:
@@ -147,6 +158,10 @@ class Admission:
         else:
             content = decode_audio(data, self.max_audio_seconds)
         return content, preview_of(content) if self.store_previews else ""
+
+    def _count_in_place(self, lane: Lane, text: str) -> TokenCount | None:
+        counter = self.token_counters[lane.space.name]
+        return counter.count(text) if counter is not None else None
 
     async def _reject(self, rejection: Rejection, key: bytes | None, value: bytes | None) -> None:
         self.rejections.warn(rejection)

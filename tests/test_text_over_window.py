@@ -29,6 +29,8 @@ POSITION = SourcePosition("embed.text", 0, 3)
 # The tiny CLIP stand-in reads at most 64 tokens; 100 words are well past that.
 LONG_TEXT = " ".join(["word"] * 100)
 SHORT_TEXT = "a short caption"
+# Longer than INLINE_COUNT_MAX_CHARS, so admission counts its tokens on the decode threads.
+VERY_LONG_TEXT = " ".join(["word"] * 400)
 
 
 @dataclass
@@ -122,6 +124,18 @@ def test_count_tokens_of_each_tokenizing_family(tiny_clip_encoder: Encoder, tiny
 
 def test_count_tokens_none_without_window(hash_encoder: Encoder) -> None:
     assert hash_encoder.count_text_tokens(LONG_TEXT) is None
+    assert hash_encoder.token_counter() is None
+
+
+def test_token_counter_matches_locked_count(
+    minilm_encoder: Encoder, tiny_clip_encoder: Encoder, tiny_clap_encoder: Encoder
+) -> None:
+    for encoder in (minilm_encoder, tiny_clip_encoder, tiny_clap_encoder):
+        counter = encoder.token_counter()
+
+        assert counter is not None, encoder.family
+        for text in (SHORT_TEXT, LONG_TEXT, VERY_LONG_TEXT):
+            assert counter.count(text) == encoder.count_text_tokens(text), (encoder.family, text[:20])
 
 
 def test_truncate_counts_per_space_and_logs_id(
@@ -168,6 +182,17 @@ def test_reject_deadletters_for_space_only(tiny_clip_encoder: Encoder, hash_enco
     assert key == b"long-1"
     assert metrics.events_deadlettered.labels("text_over_window")._value.get() == 1
     assert finished == []
+
+
+def test_reject_very_long_text_counted_off_loop(tiny_clip_encoder: Encoder) -> None:
+    clip = RecordingLane(StubSpace("clip", tiny_clip_encoder))
+
+    outputs, _, finished = admit([clip], "reject", VERY_LONG_TEXT)
+
+    assert clip.received == []
+    assert len(outputs.deadletters) == 1
+    assert "402 tokens" in outputs.deadletters[0][0].detail
+    assert finished == ["done"]
 
 
 def test_reject_in_every_space_finishes_record(tiny_clip_encoder: Encoder) -> None:
