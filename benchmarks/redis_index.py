@@ -78,3 +78,25 @@ async def _time_searches(
         ]
         await search_matches(index, requests, 5, -1.0)
     return len(queries) / (time.perf_counter() - started)
+
+
+async def server_versions(redis_url: str) -> str:
+    """Return the Redis server's version and its search module's, such as "Redis 8.2.3 + RediSearch 2.10.5"."""
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        server = (await client.info("server"))["redis_version"]
+        modules = await client.execute_command("MODULE", "LIST")
+    finally:
+        await client.aclose()
+    for module in modules:
+        # redis-py gives each module as a dict, or as a flat [name, value, ...] list under RESP2.
+        fields = module if isinstance(module, dict) else dict(zip(module[::2], module[1::2], strict=True))
+        fields = {_text(key): value for key, value in fields.items()}
+        if _text(fields.get("name", b"")) == "search":
+            version = int(fields["ver"])
+            return f"Redis {server} + RediSearch {version // 10000}.{version // 100 % 100}.{version % 100}"
+    return f"Redis {server}, no search module"
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

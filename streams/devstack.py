@@ -563,6 +563,13 @@ class EmbeddedStack:
             raise StackError("the embedded stack is not started; call start() first")
         return self._endpoints
 
+    @property
+    def server_pids(self) -> dict[str, int]:
+        """The process ids of the running servers, by name: "redis" and "broker"."""
+        if self._endpoints is None or self._redis is None or self._broker is None:
+            raise StackError("the embedded stack is not started; call start() first")
+        return {"redis": self._redis.pid, "broker": self._broker.pid}
+
     def start(self, timeout_s: float = 30.0) -> StackEndpoints:
         """Start both servers and wait until both respond; raise StackError if started."""
         if self._endpoints is not None:
