@@ -23,23 +23,19 @@ def cpu_seconds(pid: int, thread: int | None = None) -> float:
 
 
 class CpuWindow:
-    """The share of one core that each named process used between construction and :meth:`shares`.
+    """The share of one core that each named process, or thread, used between construction and :meth:`shares`.
 
-    A name that ends in "main thread" counts only the process's first thread, whose id is the process id.
+    Each name maps to ``(pid, thread)``; ``thread`` None counts the whole process.
     """
 
-    def __init__(self, pids: dict[str, int]) -> None:
-        self.pids = pids
+    def __init__(self, sources: dict[str, tuple[int, int | None]]) -> None:
+        self.sources = sources
         self.started = time.monotonic()
-        self.start = {name: self._seconds(name, pid) for name, pid in pids.items()}
-
-    @staticmethod
-    def _seconds(name: str, pid: int) -> float:
-        return cpu_seconds(pid, pid if name.endswith("main thread") else None)
+        self.start = {name: cpu_seconds(*source) for name, source in sources.items()}
 
     def shares(self) -> dict[str, float]:
-        """Return each process's CPU seconds per second of the window: 1.0 is one whole core."""
+        """Return each source's CPU seconds per second of the window: 1.0 is one whole core."""
         elapsed = time.monotonic() - self.started
         return {
-            name: (self._seconds(name, pid) - self.start[name]) / elapsed for name, pid in self.pids.items()
+            name: (cpu_seconds(*source) - self.start[name]) / elapsed for name, source in self.sources.items()
         }

@@ -49,7 +49,7 @@ def measure_encoder_rounds(
     """Measure every batch size ``rounds`` times, interleaved, and return each one's median round.
 
     On the shared 2-core machine the benchmarks were written on, one batch size's
-    figure differed by up to 15% between runs minutes apart. Interleaving spreads such
+    figure differed by up to 25% between runs minutes apart. Interleaving spreads such
     drift over all batch sizes, and the median drops a round that hit a slow spell.
     """
     figures: dict[int, list[EncoderFigure]] = {size: [] for size in batch_sizes}

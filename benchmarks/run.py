@@ -39,8 +39,8 @@ BATCH_SIZES = (1, 8, 32, 64, 128)
 # Interleaved rounds per bare-encoder figure; the report gives each batch size's median.
 ENCODER_ROUNDS = 3
 PIPELINE_BATCH_SIZE = 32
-# Model replicas per space in every pipeline run; the bare encoder is measured with
-# one copy (torch's default threads) and with this many copies of a thread share each.
+# Model replicas per space in every pipeline run. The bare encoder is measured with one
+# copy (torch's default threads), and with this many copies that share torch's threads.
 REPLICAS = 2
 # The batcher's max wait in every pipeline run, ms; the latency target adds it.
 MAX_WAIT_MS = 20.0
@@ -213,9 +213,13 @@ def run_pipeline(
         asyncio.run(warm_up(settings, worker, texts))
         window = StageWindow(web_port)
         pid = worker.process.pid
-        cpu = CpuWindow(
-            {"worker": pid, "worker main thread": pid, **server_pids, "benchmark client": os.getpid()}
-        )
+        # A process's first thread has the process's id; in the worker it runs the event loop.
+        cpu = CpuWindow({
+            "worker": (pid, None),
+            "worker main thread": (pid, pid),
+            **{name: (server, None) for name, server in server_pids.items()},
+            "benchmark client": (os.getpid(), None),
+        })
         throughput = asyncio.run(measure_throughput(settings, worker, texts, events)).per_second
         run = PipelineRun(throughput, [], {"saturated": window.means()}, cpu.shares())
         for fraction in latency_fractions:

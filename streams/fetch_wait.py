@@ -2,9 +2,9 @@
 
 Faust 0.15 builds its aiokafka consumer with ``fetch_max_wait_ms=1500`` and no
 setting to change it. Apache Kafka responds to a fetch as soon as one byte is ready,
-so the value only paces idle polls there; but a broker that holds a fetch over
-several partitions until the wait runs out (the embedded Tansu does) adds the
-whole wait to every record's latency. :class:`FetchWaitApp` builds the same
+so there the value only paces idle polls. A broker that keeps a fetch over several
+partitions waiting until the time runs out (the embedded Tansu does) adds the whole
+wait to every record's latency. :class:`FetchWaitApp` builds the same
 consumer and then sets the wait from ``kafka_fetch_max_wait_ms``.
 """
 

@@ -185,7 +185,7 @@ class Settings(BaseSettings):
     )
     kafka_fetch_max_wait_ms: int = Field(
         default=100, ge=0, le=60_000,
-        description="Longest time the broker may hold the worker's fetch while it has no new records, ms. "
+        description="Maximum time the broker may keep the worker's fetch waiting while it has no new records, ms. "
         "Apache Kafka responds as soon as data arrives, so this only paces idle polls there; a broker that "
         "waits out the whole time (the embedded Tansu over several partitions) adds it to every record's latency.",
     )

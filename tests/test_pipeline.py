@@ -70,6 +70,8 @@ def settings(
         kafka_heartbeat_interval_s=0.5,
         max_record_bytes=MAX_RECORD_BYTES,
         max_image_pixels=MAX_IMAGE_PIXELS,
+        # Not the default, so that the worker log shows the setting reached its consumer.
+        kafka_fetch_max_wait_ms=60,
         log_level="DEBUG",
     )
 
@@ -200,6 +202,16 @@ def test_batched_vectors_equal_one_at_a_time(
     sizes = [int(size) for size in re.findall(r"batch done lane=text/text size=(\d+)", log)]
     assert max(sizes) > 1, f"the text lane never formed a batch of more than one: {sizes}"
     assert re.search(r"space ready space=text .* replicas=2 ", log), "the text space did not load two replicas"
+
+
+def test_worker_consumer_uses_fetch_wait(worker: WorkerProcess, settings: Settings) -> None:
+    async def consumer_created() -> bool:
+        return "kafka consumer created" in worker.log_text()
+
+    asyncio.run(worker.wait_for(consumer_created, WAIT_S, "the worker's Kafka consumer"))
+
+    wait = settings.kafka_fetch_max_wait_ms
+    assert re.search(rf"kafka consumer created .*fetch_max_wait_ms={wait}$", worker.log_text(), re.MULTILINE)
 
 
 def test_replayed_event_leaves_one_vector(
