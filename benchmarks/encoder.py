@@ -11,6 +11,7 @@ import torch
 
 from encoders.base import Encoder
 from encoders.modality import Modality
+from streams.worker import threads_per_replica
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ def measure_encoder_copies(
     This is the limit of a worker whose space has as many replicas as ``encoders``.
     """
     threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, threads // len(encoders)))
+    torch.set_num_threads(threads_per_replica(len(encoders)))
     try:
         with ThreadPoolExecutor(max_workers=len(encoders)) as pool:
             figures = list(pool.map(

@@ -34,6 +34,7 @@ from encoders.modality import Modality
 from streams.devstack import EmbeddedStack, StackEndpoints
 from streams.settings import Settings, SpaceSettings
 from streams.topics import create_topics
+from streams.worker import threads_per_replica
 
 BATCH_SIZES = (1, 8, 32, 64, 128)
 # Interleaved rounds per bare-encoder figure; the report gives each batch size's median.
@@ -289,7 +290,7 @@ def measure_bare(
 
 def copies_threads() -> str:
     """Return how many torch threads each bare copy had, as the report states it."""
-    threads = max(1, torch.get_num_threads() // REPLICAS)
+    threads = threads_per_replica(REPLICAS)
     return f"{threads} torch thread{'s' if threads > 1 else ''} each"
 
 

@@ -25,12 +25,17 @@ from streams.web import MonitoringServer
 logger = logging.getLogger(__name__)
 
 
+def threads_per_replica(replicas: int) -> int:
+    """Return torch's CPU threads for each of ``replicas`` copies that share the current thread count."""
+    return max(1, torch.get_num_threads() // replicas)
+
+
 def share_cpu_threads(settings: Settings) -> None:
     """Divide torch's CPU threads among the replicas of the space with the most, so they do not contend."""
     replicas = max((space.replicas for space in settings.spaces), default=1)
     if replicas == 1:
         return
-    threads = max(1, torch.get_num_threads() // replicas)
+    threads = threads_per_replica(replicas)
     logger.info("dividing CPU threads replicas=%d torch_threads_per_replica=%d", replicas, threads)
     torch.set_num_threads(threads)
 
